@@ -1,0 +1,17 @@
+"""Root pytest configuration: tests and notebooks run in quick mode, offline.
+
+Set here (before collection) so the notebook kernels that nbmake starts inherit it.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("COURSE_MODE", "quick")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Notebooks and tests share one cache of fixture data per run, outside the work tree.
+os.environ.setdefault(
+    "COURSE_DATA_DIR", os.path.join(tempfile.gettempdir(), "course_kit_test_data")
+)
+os.environ.setdefault(
+    "COURSE_OUTPUT_DIR", os.path.join(tempfile.gettempdir(), "course_kit_test_outputs")
+)

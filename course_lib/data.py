@@ -1,0 +1,398 @@
+"""The kit's TFRecord format, written and read through one definition.
+
+A converted dataset is one folder:
+
+- shards ``{split}-{i:05d}-of-{n:05d}.tfrecord`` (uncompressed), each example holding
+  ``audio`` (mono int16 little-endian PCM bytes), ``sample_rate``, ``label`` (index into
+  the manifest's labels), ``label_name``, ``speaker`` (may be empty) and ``source``
+  (path relative to the source root);
+- ``manifest.json`` with ``sample_rate``, ``clip_samples``, ``labels``, ``splits``
+  (name to ``{examples, shards}``), ``skipped`` (``{source, reason}`` list), ``source``
+  and ``version``;
+- optionally ``background_noise/*.wav`` at the dataset's rate, for augmentation.
+
+:func:`load_split` turns a split into a batched, prefetched ``tf.data.Dataset`` of
+float32 ``(batch, clip_samples, 1)`` audio in [-1, 1] and int32 labels, parsing whole
+batches at once with ``tf.io.parse_example``.
+
+Used in: 01_speech_commands_tfrecords.ipynb and every notebook that trains on audio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+NOISE_FOLDER = "background_noise"
+PCM_SCALE = 32767.0
+
+
+def _feature_spec() -> dict[str, Any]:
+    import tensorflow as tf
+
+    return {
+        "audio": tf.io.FixedLenFeature([], tf.string),
+        "sample_rate": tf.io.FixedLenFeature([], tf.int64),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "label_name": tf.io.FixedLenFeature([], tf.string),
+        "speaker": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        "source": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    }
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def serialize_example(
+    pcm16: bytes,
+    sample_rate: int,
+    label: int,
+    label_name: str,
+    speaker: str = "",
+    source: str = "",
+) -> bytes:
+    """One example in the kit's schema, serialized (a ``tf.train.Example``)."""
+    from tensorflow.core.example import example_pb2, feature_pb2
+
+    def as_bytes(value: bytes) -> feature_pb2.Feature:
+        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
+
+    def as_int(value: int) -> feature_pb2.Feature:
+        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=[value]))
+
+    features = feature_pb2.Features(
+        feature={
+            "audio": as_bytes(pcm16),
+            "sample_rate": as_int(int(sample_rate)),
+            "label": as_int(int(label)),
+            "label_name": as_bytes(label_name.encode()),
+            "speaker": as_bytes(speaker.encode()),
+            "source": as_bytes(source.encode()),
+        }
+    )
+    return example_pb2.Example(features=features).SerializeToString()
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    """The file name of shard ``index`` of ``count`` in ``split``."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is outside 0..{count - 1}.")
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def write_shard(path: str | Path, serialized_examples: Iterable[bytes]) -> int:
+    """Write examples to ``path`` atomically: a temporary name, renamed when complete.
+
+    An interrupted write leaves at most a ``.tmp`` file, never a partial shard.
+
+    Returns:
+        The number of examples written.
+    """
+    import tensorflow as tf
+
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    count = 0
+    with tf.io.TFRecordWriter(str(temporary)) as writer:
+        for serialized in serialized_examples:
+            writer.write(serialized)
+            count += 1
+    os.replace(temporary, path)
+    return count
+
+
+@dataclasses.dataclass
+class Manifest:
+    """What ``manifest.json`` holds; see the module docstring."""
+
+    sample_rate: int
+    clip_samples: int
+    labels: list[str]
+    splits: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    source: str = ""
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
+    """Write ``manifest.json`` atomically into ``folder``."""
+    path = Path(folder) / MANIFEST_NAME
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(manifest.to_json())
+    os.replace(temporary, path)
+    return path
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    """Read a converted dataset's ``manifest.json``.
+
+    Raises:
+        FileNotFoundError: the folder holds no manifest (not converted yet).
+    """
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: convert the dataset first "
+            "(python -m data_prep speech-commands|folder ... --out FOLDER)."
+        )
+    fields = json.loads(path.read_text())
+    known = {field.name for field in dataclasses.fields(Manifest)}
+    return Manifest(**{key: value for key, value in fields.items() if key in known})
+
+
+def label_names(folder: str | Path) -> list[str]:
+    """The class names of a converted dataset, in label-index order."""
+    return list(read_manifest(folder).labels)
+
+
+def shard_paths(folder: str | Path, split: str) -> list[Path]:
+    """The complete shards of ``split`` in ``folder``, sorted."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if split not in manifest.splits:
+        raise ValueError(
+            f"split {split!r} is not in {folder}; it has {sorted(manifest.splits)}."
+        )
+    paths = sorted(folder.glob(f"{split}-*-of-*.tfrecord"))
+    if not paths:
+        raise FileNotFoundError(f"no shards for split {split!r} in {folder}.")
+    return paths
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def parse_batch(serialized, clip_samples: int):
+    """Parse a batch of serialized examples into audio and labels.
+
+    Args:
+        serialized: string tensor of shape ``[batch]``.
+        clip_samples: samples per clip (from the manifest).
+
+    Returns:
+        ``(audio, labels)``: float32 ``[batch, clip_samples, 1]`` in [-1, 1] and int32
+        ``[batch]``.
+    """
+    import tensorflow as tf
+
+    features = tf.io.parse_example(serialized, _feature_spec())
+    pcm = tf.io.decode_raw(features["audio"], tf.int16, little_endian=True)  # [b, n]
+    audio = tf.cast(pcm, tf.float32) / PCM_SCALE
+    audio = tf.reshape(audio, [-1, clip_samples, 1])  # [b, n] -> [b, n, 1]
+    return audio, tf.cast(features["label"], tf.int32)
+
+
+def load_split(
+    folder: str | Path,
+    split: str,
+    batch_size: int = 64,
+    shuffle: bool = True,
+    seed: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    time_shift_samples: int = 0,
+    noise_bank: np.ndarray | None = None,
+    noise_probability: float = 0.8,
+    max_noise_gain: float = 0.1,
+    cache: bool = False,
+):
+    """A ``tf.data.Dataset`` over one split of a converted dataset.
+
+    Args:
+        folder: the converted dataset (shards and ``manifest.json``).
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        batch_size: clips per batch.
+        shuffle: shuffle shards and examples (training).
+        seed: shuffle and augmentation seed.
+        repeat: repeat forever (use ``steps_per_epoch`` in ``fit``).
+        drop_remainder: drop a last incomplete batch (static batch shape, for XLA).
+        time_shift_samples: if > 0, shift each clip by a random offset in
+            ``[-time_shift_samples, time_shift_samples]`` with zero fill.
+        noise_bank: optional float array ``[num_noises, clip_samples]`` of background
+            noise (see :func:`load_noise_bank`) mixed into each clip.
+        noise_probability: fraction of clips that receive background noise.
+        max_noise_gain: noise gain is drawn uniformly from ``[0, max_noise_gain]``.
+        cache: keep parsed batches in memory after the first epoch (small datasets).
+
+    Returns:
+        Batches ``(audio [batch, clip_samples, 1] float32, labels [batch] int32)``.
+    """
+    import tensorflow as tf
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    manifest = read_manifest(folder)
+    clip_samples = int(manifest.clip_samples)
+    files = [str(path) for path in shard_paths(folder, split)]
+    records = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        records = records.shuffle(len(files), seed=seed)
+    records = records.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    if cache:
+        records = records.cache()
+    if shuffle:
+        records = records.shuffle(8 * batch_size, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        records = records.repeat()
+    batches = records.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = batches.map(
+        lambda serialized: parse_batch(serialized, clip_samples),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if time_shift_samples > 0 or noise_bank is not None:
+        generator = tf.random.Generator.from_seed(seed)
+        noises = None if noise_bank is None else _check_noise_bank(noise_bank, clip_samples)
+
+        def augment(audio, labels):
+            if time_shift_samples > 0:
+                audio = random_time_shift(audio, time_shift_samples, generator)
+            if noises is not None:
+                audio = mix_background_noise(
+                    audio, noises, noise_probability, max_noise_gain, generator
+                )
+            return audio, labels
+
+        dataset = dataset.map(augment)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def random_time_shift(audio, max_shift: int, generator):
+    """Shift each clip by its own random offset in ``[-max_shift, max_shift]``, zero fill.
+
+    Args:
+        audio: float32 ``[batch, samples, 1]``.
+        max_shift: largest shift in samples.
+        generator: a ``tf.random.Generator``.
+    """
+    import tensorflow as tf
+
+    batch = tf.shape(audio)[0]
+    samples = tf.shape(audio)[1]
+    shifts = generator.uniform([batch], -max_shift, max_shift + 1, dtype=tf.int32)
+    padded = tf.pad(audio, [[0, 0], [max_shift, max_shift], [0, 0]])  # [b, n + 2s, 1]
+    starts = max_shift - shifts  # a positive shift delays the clip
+    positions = starts[:, None] + tf.range(samples)[None, :]  # [b, n]
+    return tf.gather(padded, positions, batch_dims=1)
+
+
+def mix_background_noise(audio, noise_bank, probability: float, max_gain: float, generator):
+    """Add a random background-noise clip at a random gain to a fraction of the batch.
+
+    Args:
+        audio: float32 ``[batch, samples, 1]``.
+        noise_bank: float32 tensor ``[num_noises, samples]``.
+        probability: chance that a clip gets noise.
+        max_gain: gain drawn uniformly in ``[0, max_gain]``.
+        generator: a ``tf.random.Generator``.
+    """
+    import tensorflow as tf
+
+    batch = tf.shape(audio)[0]
+    choice = generator.uniform([batch], 0, tf.shape(noise_bank)[0], dtype=tf.int32)
+    gains = generator.uniform([batch], 0.0, max_gain)
+    gains *= tf.cast(generator.uniform([batch]) < probability, tf.float32)
+    noise = tf.gather(noise_bank, choice)[:, :, None]  # [b, n] -> [b, n, 1]
+    return tf.clip_by_value(audio + gains[:, None, None] * noise, -1.0, 1.0)
+
+
+def load_noise_bank(folder: str | Path, clip_samples: int | None = None) -> np.ndarray:
+    """Cut the dataset's ``background_noise/*.wav`` into clips ``[num_clips, clip_samples]``.
+
+    Raises:
+        FileNotFoundError: the dataset has no background-noise folder.
+    """
+    from course_lib import audio
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    clip_samples = clip_samples or int(manifest.clip_samples)
+    files = sorted((folder / NOISE_FOLDER).glob("*.wav"))
+    if not files:
+        raise FileNotFoundError(f"{folder / NOISE_FOLDER} holds no WAV files.")
+    clips = []
+    for path in files:
+        samples, _ = audio.load_audio(path, manifest.sample_rate)
+        for start in range(0, samples.shape[0] - clip_samples + 1, clip_samples):
+            clips.append(samples[start : start + clip_samples])
+    if not clips:
+        raise ValueError(f"background noise files in {folder} are shorter than one clip.")
+    return np.stack(clips).astype(np.float32)
+
+
+def _check_noise_bank(noise_bank: np.ndarray, clip_samples: int):
+    import tensorflow as tf
+
+    noise_bank = np.asarray(noise_bank, np.float32)
+    if noise_bank.ndim != 2 or noise_bank.shape[1] != clip_samples:
+        raise ValueError(
+            f"noise_bank must have shape [num_noises, {clip_samples}], got {noise_bank.shape}."
+        )
+    return tf.constant(noise_bank)
+
+
+def read_arrays(
+    folder: str | Path, split: str, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A split as NumPy arrays (in file order): audio ``[n, clip_samples]`` and labels ``[n]``.
+
+    Args:
+        limit: read at most this many examples.
+    """
+    dataset = load_split(folder, split, batch_size=256, shuffle=False)
+    audio_batches, label_batches, total = [], [], 0
+    for audio_batch, label_batch in dataset:
+        audio_batches.append(audio_batch.numpy()[..., 0])
+        label_batches.append(label_batch.numpy())
+        total += len(label_batches[-1])
+        if limit is not None and total >= limit:
+            break
+    if not audio_batches:
+        clip_samples = read_manifest(folder).clip_samples
+        return np.zeros((0, clip_samples), np.float32), np.zeros((0,), np.int32)
+    audio_array = np.concatenate(audio_batches)[:limit]
+    return audio_array, np.concatenate(label_batches)[:limit]
+
+
+def read_table(folder: str | Path, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
+    """A split with its metadata, in file order, as NumPy columns.
+
+    Returns:
+        ``audio`` float32 ``[n, clip_samples]``, ``label`` int32 ``[n]``, and ``label_name``,
+        ``speaker``, ``source`` as string arrays ``[n]``.
+    """
+    import tensorflow as tf
+
+    manifest = read_manifest(folder)
+    records = tf.data.TFRecordDataset([str(path) for path in shard_paths(folder, split)])
+    if limit is not None:
+        records = records.take(limit)
+    columns: dict[str, list] = {"audio": [], "label": [], "label_name": [], "speaker": [],
+                                "source": []}
+    for serialized in records.batch(512):
+        features = tf.io.parse_example(serialized, _feature_spec())
+        pcm = tf.io.decode_raw(features["audio"], tf.int16, little_endian=True)
+        columns["audio"].append(pcm.numpy().astype(np.float32) / PCM_SCALE)
+        columns["label"].append(features["label"].numpy().astype(np.int32))
+        for key in ("label_name", "speaker", "source"):
+            columns[key].append(np.char.decode(features[key].numpy().astype(bytes), "utf-8"))
+    if not columns["audio"]:
+        empty = {key: np.array([], dtype=str) for key in ("label_name", "speaker", "source")}
+        return {"audio": np.zeros((0, manifest.clip_samples), np.float32),
+                "label": np.zeros((0,), np.int32), **empty}
+    return {key: np.concatenate(parts) for key, parts in columns.items()}

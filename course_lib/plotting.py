@@ -1,0 +1,104 @@
+"""Plots a person would rather look at than read: waveforms, spectrograms, histograms, curves.
+
+Every function draws into a Matplotlib ``Axes`` (a new figure when none is given) and
+returns it, so notebooks can compose figures and tests can inspect what was drawn.
+
+Used in: 01_speech_commands_tfrecords.ipynb and every later notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _axes(ax=None, figsize=(8, 2.5)):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def waveform(samples: np.ndarray, sample_rate: int, title: str = "", ax=None):
+    """Plot a clip (shape ``[n]`` or ``[n, 1]``) against time in seconds."""
+    samples = np.asarray(samples, np.float32).reshape(-1)
+    ax = _axes(ax)
+    ax.plot(np.arange(samples.shape[0]) / sample_rate, samples, linewidth=0.6)
+    ax.set(xlabel="time (s)", ylabel="amplitude", title=title, ylim=(-1.05, 1.05))
+    return ax
+
+
+def log_mel_spectrogram(
+    samples: np.ndarray, sample_rate: int, n_mels: int = 64, hop_seconds: float = 0.01
+) -> np.ndarray:
+    """Log-mel power spectrogram in dB, shape ``[n_mels, frames]`` (librosa, for display)."""
+    import librosa
+
+    samples = np.asarray(samples, np.float32).reshape(-1)
+    hop_length = max(1, round(hop_seconds * sample_rate))
+    n_fft = 1 << int(np.ceil(np.log2(4 * hop_length)))
+    mel = librosa.feature.melspectrogram(
+        y=samples, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
+        n_mels=min(n_mels, n_fft // 4),
+    )
+    return librosa.power_to_db(mel, ref=1.0, top_db=80.0)
+
+
+def spectrogram(samples: np.ndarray, sample_rate: int, title: str = "", ax=None,
+                n_mels: int = 64):
+    """Plot a log-mel spectrogram of a clip, time in seconds on x, mel bins on y."""
+    image = log_mel_spectrogram(samples, sample_rate, n_mels=n_mels)
+    ax = _axes(ax)
+    duration = np.asarray(samples).reshape(-1).shape[0] / sample_rate
+    ax.imshow(image, origin="lower", aspect="auto", cmap="magma",
+              extent=(0.0, duration, 0, image.shape[0]))
+    ax.set(xlabel="time (s)", ylabel="mel bin", title=title)
+    return ax
+
+
+def class_histogram(counts: Mapping[str, int], title: str = "examples per class", ax=None):
+    """Bar plot of examples per class, in the mapping's order."""
+    ax = _axes(ax, figsize=(max(6, 0.35 * len(counts)), 3))
+    names = list(counts)
+    ax.bar(range(len(names)), [counts[name] for name in names])
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set(ylabel="examples", title=title)
+    return ax
+
+
+def training_curves(history: Mapping[str, Sequence[float]], keys: Sequence[str] | None = None,
+                    title: str = "training", ax=None, log_scale: bool = False):
+    """Plot per-epoch metrics from ``model.fit(...).history`` (or any name -> values map)."""
+    ax = _axes(ax, figsize=(6, 3))
+    for key in keys or list(history):
+        values = list(history[key])
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)
+    ax.set(xlabel="epoch", title=title)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.legend()
+    return ax
+
+
+def clip_grid(clips: Sequence[np.ndarray], sample_rate: int, titles: Sequence[str] | None = None,
+              kind: str = "spectrogram", columns: int = 4):
+    """A figure with one waveform or spectrogram panel per clip; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if kind not in ("spectrogram", "waveform"):
+        raise ValueError(f"kind must be 'spectrogram' or 'waveform', not {kind!r}.")
+    rows = max(1, int(np.ceil(len(clips) / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows),
+                                squeeze=False)
+    draw = spectrogram if kind == "spectrogram" else waveform
+    for index, ax in enumerate(axes.flat):
+        if index >= len(clips):
+            ax.axis("off")
+            continue
+        draw(clips[index], sample_rate, title=titles[index] if titles else "", ax=ax)
+        ax.label_outer()
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,86 @@
+"""ipywidgets panels for the notebooks; the logic lives in plain, tested functions.
+
+Used in: 01_speech_commands_tfrecords.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+Table = Mapping[str, np.ndarray]  # columns from course_lib.data.read_table
+
+
+def words_in(table: Table) -> list[str]:
+    """The distinct words (label names) of a table, sorted."""
+    return sorted(set(table["label_name"].tolist()))
+
+
+def speakers_for_word(table: Table, word: str) -> list[str]:
+    """The speakers who say ``word`` in the table, sorted.
+
+    Raises:
+        ValueError: ``word`` is not in the table.
+    """
+    mask = table["label_name"] == word
+    if not mask.any():
+        raise ValueError(f"no clips of {word!r}; the words are {words_in(table)}.")
+    return sorted(set(table["speaker"][mask].tolist()))
+
+
+def find_clip(table: Table, word: str, speaker: str) -> tuple[np.ndarray, str]:
+    """The first clip of ``word`` by ``speaker``, with its source path.
+
+    Raises:
+        ValueError: that speaker never says that word.
+    """
+    matches = np.flatnonzero((table["label_name"] == word) & (table["speaker"] == speaker))
+    if matches.size == 0:
+        raise ValueError(f"speaker {speaker!r} does not say {word!r} in this split.")
+    index = int(matches[0])
+    return table["audio"][index], str(table["source"][index])
+
+
+def clip_browser(table: Table, sample_rate: int):
+    """A word and speaker picker that plots and plays the chosen clip.
+
+    Args:
+        table: columns from ``course_lib.data.read_table``.
+        sample_rate: the clips' rate in Hz.
+
+    Returns:
+        An ``ipywidgets.VBox``; display it as the last expression of a cell.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from course_lib import audio, plotting
+
+    words = words_in(table)
+    word_picker = widgets.Dropdown(options=words, value=words[0], description="word")
+    speakers = speakers_for_word(table, words[0])
+    speaker_picker = widgets.Dropdown(options=speakers, value=speakers[0], description="speaker")
+    output = widgets.Output()
+
+    def show(_=None):
+        clip, source = find_clip(table, word_picker.value, speaker_picker.value)
+        output.clear_output(wait=True)
+        with output:
+            figure, axes = plt.subplots(1, 2, figsize=(10, 2.5))
+            plotting.waveform(clip, sample_rate, title=source, ax=axes[0])
+            plotting.spectrogram(clip, sample_rate, ax=axes[1])
+            display(figure)
+            plt.close(figure)
+            display(audio.play(clip, sample_rate))
+
+    def on_word(change):
+        speaker_picker.options = speakers_for_word(table, change["new"])
+        speaker_picker.value = speaker_picker.options[0]
+        show()
+
+    word_picker.observe(on_word, names="value")
+    speaker_picker.observe(show, names="value")
+    show()
+    return widgets.VBox([widgets.HBox([word_picker, speaker_picker]), output])

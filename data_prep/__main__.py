@@ -1,0 +1,86 @@
+"""Command line: ``python -m data_prep {fixtures,download,speech-commands,folder} ...``.
+
+Every command prints a summary and exits 0 when it finished (bad files are skipped and
+reported); an unusable argument or a source without audio prints one ``error:`` line
+and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+SAMPLE_RATES = (16000, 8000, 4000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fixtures = commands.add_parser("fixtures", help="generate offline fixture datasets")
+    fixtures.add_argument("--out", type=Path, required=True)
+    fixtures.add_argument("--kind", choices=("speech", "notes", "music", "all"), default="all")
+    fixtures.add_argument("--per-class", type=int, default=None,
+                          help="clips per word / note family / genre")
+    fixtures.add_argument("--seed", type=int, default=0)
+
+    download = commands.add_parser("download", help="download a published dataset archive")
+    download.add_argument("dataset", choices=("speech-commands", "nsynth"))
+    download.add_argument("--out", type=Path, required=True)
+
+    speech = commands.add_parser("speech-commands",
+                                 help="convert Speech Commands (archive or folder)")
+    speech.add_argument("--source", type=Path, required=True)
+    speech.add_argument("--out", type=Path, required=True)
+    speech.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES, default=16000)
+    speech.add_argument("--words", default="all", help="all, sc09, or a comma-separated list")
+    speech.add_argument("--workers", type=int, default=None)
+
+    folder = commands.add_parser("folder", help="convert any folder of audio files")
+    folder.add_argument("--source", type=Path, required=True)
+    folder.add_argument("--out", type=Path, required=True)
+    folder.add_argument("--sample-rate", type=int, default=16000)
+    folder.add_argument("--clip-seconds", type=float, default=1.0)
+    folder.add_argument("--workers", type=int, default=None)
+    return parser
+
+
+def run(args: argparse.Namespace) -> object:
+    """Run one parsed command and return its report (printed by :func:`main`)."""
+    if args.command == "fixtures":
+        from data_prep.fixtures import make_fixtures
+
+        return make_fixtures(args.out, kind=args.kind, per_class=args.per_class, seed=args.seed)
+    if args.command == "download":
+        from data_prep.download import download_dataset
+
+        return f"{args.dataset} is ready in {download_dataset(args.dataset, args.out)}"
+    if args.command == "speech-commands":
+        from data_prep.speech_commands import convert_speech_commands
+
+        return convert_speech_commands(args.source, args.out, sample_rate=args.sample_rate,
+                                       words=args.words, workers=args.workers)
+    from data_prep.folder import convert_folder
+
+    return convert_folder(args.source, args.out, sample_rate=args.sample_rate,
+                          clip_seconds=args.clip_seconds, workers=args.workers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        report = run(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, ConnectionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report)
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

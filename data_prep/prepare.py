@@ -1,0 +1,110 @@
+"""Make sure a notebook's data exists: fixtures in quick mode, downloads in full mode.
+
+Library functions take a folder; notebooks call these to get one. Every function is
+cached in the data folder (``course_lib.config.data_dir()``, on Google Drive when
+mounted), so it does the work once and returns at once afterwards.
+
+Used in: every notebook.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from course_lib import config, data
+
+SC09_WORDS = "sc09"
+
+
+def _root(root: str | Path | None) -> Path:
+    return Path(root) if root is not None else config.data_dir()
+
+
+def _fixtures(root: Path, kind: str):
+    from data_prep.fixtures import make_fixtures
+
+    return make_fixtures(root / "fixtures", kind=kind)
+
+
+def speech_commands_source(root: str | Path | None = None) -> Path:
+    """The Speech Commands folder: the spoken-word fixture (quick) or the real v0.02 (full)."""
+    root = _root(root)
+    if config.is_quick():
+        return _fixtures(root, "speech").speech_commands
+    from data_prep.download import download_dataset
+
+    return download_dataset("speech-commands", root / "downloads")
+
+
+def speech_commands_tfrecords(
+    sample_rate: int = 16000,
+    words: str = "all",
+    root: str | Path | None = None,
+    source: str | Path | None = None,
+) -> Path:
+    """Converted Speech Commands TFRecords at ``sample_rate``, converting on first use.
+
+    Args:
+        sample_rate: 16000, 8000 or 4000.
+        words: ``"all"``, ``"sc09"`` (the ten digits) or a comma-separated list.
+        root: data folder (default: ``config.data_dir()``).
+        source: a Speech Commands folder or archive to convert instead of the default.
+
+    Returns:
+        The folder with shards and ``manifest.json`` (read it with ``course_lib.data``).
+    """
+    from data_prep.speech_commands import convert_speech_commands
+
+    root = _root(root)
+    words_tag = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
+    out = root / "tfrecords" / f"speech_commands_{words_tag}_{sample_rate}"
+    if (out / data.MANIFEST_NAME).is_file():
+        return out
+    source = Path(source) if source is not None else speech_commands_source(root)
+    print(convert_speech_commands(source, out, sample_rate=sample_rate, words=words))
+    return out
+
+
+def nsynth_source(root: str | Path | None = None) -> Path:
+    """The NSynth json/wav folder (``nsynth-valid/``, ``nsynth-test/``): fixture or download."""
+    root = _root(root)
+    if config.is_quick():
+        return _fixtures(root, "notes").nsynth
+    from data_prep.download import download_dataset
+
+    return download_dataset("nsynth", root / "downloads")
+
+
+def music_tfrecords(
+    source: str | Path | None = None,
+    sample_rate: int = 16000,
+    clip_seconds: float = 1.0,
+    root: str | Path | None = None,
+) -> Path:
+    """A music folder in the GTZAN layout (``genres/<genre>/*.wav``) converted into clips.
+
+    Args:
+        source: the ``genres`` folder; required in full mode (GTZAN cannot be downloaded
+            here: point at your copy or any folder of music in subfolders). Quick mode
+            uses the synthesized music fixture.
+        sample_rate: target rate in Hz.
+        clip_seconds: clip length; long files are cut into clips.
+    """
+    from data_prep.folder import convert_folder
+
+    root = _root(root)
+    if source is None:
+        if not config.is_quick():
+            raise ValueError(
+                "music_tfrecords needs source=<folder with one subfolder per genre> in full "
+                "mode, for example your GTZAN copy's genres/ folder."
+            )
+        source = _fixtures(root, "music").gtzan / "genres"
+    source = Path(source)
+    tag = re.sub(r"[^A-Za-z0-9]+", "-", source.resolve().as_posix()).strip("-")[-60:]
+    out = root / "tfrecords" / f"music_{tag}_{sample_rate}_{clip_seconds:g}s"
+    if (out / data.MANIFEST_NAME).is_file():
+        return out
+    print(convert_folder(source, out, sample_rate=sample_rate, clip_seconds=clip_seconds))
+    return out

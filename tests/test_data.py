@@ -1,0 +1,133 @@
+"""course_lib.data: the TFRecord format round trip, the pipeline and its augmentations."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from course_lib import audio, data
+
+RATE = 4000
+
+
+def _write_dataset(folder, clips_per_split=(("train", 10), ("test", 3)), shards=2):
+    rng = np.random.default_rng(0)
+    written = {}
+    splits = {}
+    for split, count in clips_per_split:
+        clips = rng.uniform(-1, 1, size=(count, RATE)).astype(np.float32)
+        labels = rng.integers(0, 3, size=count)
+        written[split] = (clips, labels)
+        for shard in range(shards):
+            examples = [
+                data.serialize_example(audio.to_pcm16(clips[i]), RATE, int(labels[i]),
+                                       "abc"[labels[i]], speaker=f"s{i}", source=f"{split}/{i}.wav")
+                for i in range(shard, count, shards)
+            ]
+            data.write_shard(folder / data.shard_name(split, shard, shards), examples)
+        splits[split] = {"examples": count, "shards": shards}
+    data.write_manifest(folder, data.Manifest(RATE, RATE, ["a", "b", "c"], splits, [], "toy"))
+    return written
+
+
+def test_round_trip_through_load_split(tmp_path):
+    written = _write_dataset(tmp_path)
+    batches = list(data.load_split(tmp_path, "train", batch_size=4, shuffle=False))
+    assert [b[0].shape for b in batches] == [(4, RATE, 1), (4, RATE, 1), (2, RATE, 1)]
+    assert batches[0][0].dtype == tf.float32 and batches[0][1].dtype == tf.int32
+    audio_read = np.concatenate([b[0].numpy()[..., 0] for b in batches])
+    labels_read = np.concatenate([b[1].numpy() for b in batches])
+    clips, labels = written["train"]
+    # Shards interleave in order 0, 1: examples 0,2,4,... then 1,3,5,... one at a time.
+    order = sorted(range(10), key=lambda i: (i // 2, i % 2))
+    np.testing.assert_allclose(audio_read, clips[order], atol=1 / 32767 + 1e-7)
+    np.testing.assert_array_equal(labels_read, labels[order])
+    assert np.abs(audio_read).max() <= 1.0
+
+
+def test_shuffled_split_keeps_every_example_once(tmp_path):
+    written = _write_dataset(tmp_path)
+    arrays = [b[0].numpy()[:, :8, 0] for b in data.load_split(tmp_path, "train", batch_size=3)]
+    seen = {tuple(np.round(row * 32767).astype(int)) for row in np.concatenate(arrays)}
+    expected = {tuple(np.round(row[:8] * 32767).astype(int)) for row in written["train"][0]}
+    assert seen == expected
+
+
+def test_manifest_round_trip_and_helpful_errors(tmp_path):
+    _write_dataset(tmp_path)
+    manifest = data.read_manifest(tmp_path)
+    assert manifest.splits["train"] == {"examples": 10, "shards": 2}
+    assert data.label_names(tmp_path) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="split 'validation' is not in"):
+        data.load_split(tmp_path, "validation")
+    with pytest.raises(FileNotFoundError, match="convert the dataset first"):
+        data.read_manifest(tmp_path / "missing")
+    with pytest.raises(ValueError, match="batch_size"):
+        data.load_split(tmp_path, "train", batch_size=0)
+
+
+def test_interrupted_shard_write_leaves_no_shard(tmp_path):
+    def examples():
+        yield data.serialize_example(b"\x00\x00", RATE, 0, "a")
+        raise KeyboardInterrupt
+
+    target = tmp_path / data.shard_name("train", 0, 1)
+    with pytest.raises(KeyboardInterrupt):
+        data.write_shard(target, examples())
+    assert not target.exists()
+    assert data.write_shard(target, [data.serialize_example(b"\x00\x00", RATE, 0, "a")]) == 1
+    assert target.exists()
+    with pytest.raises(ValueError, match="outside"):
+        data.shard_name("train", 3, 3)
+
+
+def test_random_time_shift_matches_numpy_roll_with_zero_fill():
+    clips = np.arange(1, 3 * 20 + 1, dtype=np.float32).reshape(3, 20, 1)
+    generator = tf.random.Generator.from_seed(3)
+    shifted = data.random_time_shift(tf.constant(clips), 5, generator).numpy()
+    for clip, result in zip(clips[..., 0], shifted[..., 0], strict=True):
+        matches = []
+        for shift in range(-5, 6):
+            reference = np.zeros(20, np.float32)
+            if shift >= 0:
+                reference[shift:] = clip[: 20 - shift]
+            else:
+                reference[:shift] = clip[-shift:]
+            matches.append(np.array_equal(result, reference))
+        assert sum(matches) == 1
+
+
+def test_background_noise_is_added_within_gain(tmp_path):
+    written = _write_dataset(tmp_path)
+    (tmp_path / data.NOISE_FOLDER).mkdir()
+    noise = np.random.default_rng(1).uniform(-0.5, 0.5, 3 * RATE + 100).astype(np.float32)
+    audio.write_wav(tmp_path / data.NOISE_FOLDER / "white.wav", noise, RATE)
+    bank = data.load_noise_bank(tmp_path)
+    assert bank.shape == (3, RATE)
+    dataset = data.load_split(tmp_path, "train", batch_size=10, shuffle=False, noise_bank=bank,
+                              noise_probability=1.0, max_noise_gain=0.2)
+    noisy = next(iter(dataset))[0].numpy()[..., 0]
+    clean, _ = data.read_arrays(tmp_path, "train")
+    difference = noisy - clean
+    assert np.all(np.abs(difference) <= 0.2 * 0.5 + 1e-3)
+    assert np.mean(np.abs(difference) > 1e-4) > 0.5
+    with pytest.raises(ValueError, match="noise_bank must have shape"):
+        data.load_split(tmp_path, "train", noise_bank=bank[:, :10])
+    _ = written
+
+
+def test_read_arrays_limit(tmp_path):
+    _write_dataset(tmp_path)
+    clips, labels = data.read_arrays(tmp_path, "train", limit=4)
+    assert clips.shape == (4, RATE) and labels.shape == (4,)
+
+
+def test_read_table_returns_metadata_in_file_order(tmp_path):
+    written = _write_dataset(tmp_path, clips_per_split=(("test", 3),), shards=1)
+    table = data.read_table(tmp_path, "test")
+    clips, labels = written["test"]
+    np.testing.assert_allclose(table["audio"], clips, atol=1 / 32767 + 1e-7)
+    np.testing.assert_array_equal(table["label"], labels)
+    assert list(table["label_name"]) == ["abc"[i] for i in labels]
+    assert list(table["speaker"]) == ["s0", "s1", "s2"]
+    assert list(table["source"]) == ["test/0.wav", "test/1.wav", "test/2.wav"]
+    assert len(data.read_table(tmp_path, "test", limit=2)["speaker"]) == 2

@@ -1,0 +1,91 @@
+"""course_lib.training: resume after a disconnect (R3), NaN stop (R4), epoch-end samples."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_lib import audio, training
+
+
+def _regression_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    return model
+
+
+def _data(n=64):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    return x, x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+
+
+class _Disconnect(keras.callbacks.Callback):
+    """Simulates a Colab disconnect: raises at the end of a given epoch."""
+
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise ConnectionAbortedError("runtime disconnected")
+
+
+def test_training_resumes_at_the_epoch_reached_with_its_weights(tmp_path):
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    model = _regression_model()
+    with pytest.raises(ConnectionAbortedError):
+        model.fit(x, y, epochs=6, verbose=0, shuffle=False,
+                  callbacks=[training.resume_callback(tmp_path), _Disconnect(at_epoch=2)])
+    weights_at_disconnect = [w.copy() for w in model.get_weights()]
+
+    keras.utils.set_random_seed(1)  # a fresh runtime: different initial weights
+    restarted = _regression_model()
+    seen = []
+    epochs_seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))
+    # Checks the restored weights before any further training step.
+    restored = []
+    first_batch = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda b, logs: restored.append(
+            [w.copy() for w in restarted.get_weights()]) if not restored else None)
+    restarted.fit(x, y, epochs=6, verbose=0, shuffle=False,
+                  callbacks=[training.resume_callback(tmp_path), first_batch, epochs_seen])
+    assert seen == [3, 4, 5]
+    for before, after in zip(weights_at_disconnect, restored[0], strict=True):
+        np.testing.assert_allclose(before, after)
+
+
+def test_stop_on_nan_stops_with_a_clear_message(capsys):
+    x, y = _data()
+    y[5] = np.nan
+    model = _regression_model()
+    stopper = training.StopOnNaN()
+    history = model.fit(x, y, epochs=5, batch_size=8, verbose=0, shuffle=False,
+                        callbacks=[stopper])
+    assert stopper.stopped_at == (0, 0)
+    assert len(history.history["loss"]) == 1
+    assert "Lower the learning rate" in capsys.readouterr().out
+    with pytest.raises(FloatingPointError, match="became nan"):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+                  callbacks=[training.StopOnNaN(raise_error=True)])
+
+
+def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
+    x, y = _data()
+    rate = 4000
+
+    def generate(model):
+        t = np.arange(rate // 10) / rate
+        return np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 880 * t)])[..., None]
+
+    callback = training.AudioSamplesAtEpochEnd(generate, rate, folder=tmp_path, every=2,
+                                               show=False)
+    _regression_model().fit(x, y, epochs=5, verbose=0, callbacks=[callback])
+    assert [epoch for epoch, _ in callback.history] == [1, 3, 4]
+    assert sorted(p.name for p in tmp_path.glob("*.wav"))[:2] == ["epoch_002_0.wav",
+                                                                  "epoch_002_1.wav"]
+    samples, read_rate = audio.load_audio(tmp_path / "epoch_005_1.wav")
+    assert read_rate == rate and np.argmax(np.abs(np.fft.rfft(samples))) == 88
+    with pytest.raises(ValueError, match="every"):
+        training.AudioSamplesAtEpochEnd(generate, rate, every=0)

@@ -1,0 +1,41 @@
+"""course_lib.widgets: the picker's logic, and the panel reacting to a changed word."""
+
+import numpy as np
+import pytest
+
+from course_lib import widgets
+
+
+@pytest.fixture
+def table():
+    return {
+        "audio": np.arange(4 * 8, dtype=np.float32).reshape(4, 8) / 100,
+        "label": np.array([0, 0, 1, 1], np.int32),
+        "label_name": np.array(["go", "go", "yes", "yes"]),
+        "speaker": np.array(["b2", "a1", "a1", "c3"]),
+        "source": np.array(["go/b2.wav", "go/a1.wav", "yes/a1.wav", "yes/c3.wav"]),
+    }
+
+
+def test_words_and_speakers(table):
+    assert widgets.words_in(table) == ["go", "yes"]
+    assert widgets.speakers_for_word(table, "yes") == ["a1", "c3"]
+    with pytest.raises(ValueError, match="no clips of 'stop'; the words are"):
+        widgets.speakers_for_word(table, "stop")
+
+
+def test_find_clip_returns_the_right_row(table):
+    clip, source = widgets.find_clip(table, "yes", "c3")
+    np.testing.assert_array_equal(clip, table["audio"][3])
+    assert source == "yes/c3.wav"
+    with pytest.raises(ValueError, match="does not say"):
+        widgets.find_clip(table, "go", "c3")
+
+
+def test_browser_updates_speakers_when_the_word_changes(table):
+    panel = widgets.clip_browser(table, 8000)
+    word_picker, speaker_picker = panel.children[0].children
+    assert list(speaker_picker.options) == ["a1", "b2"]
+    word_picker.value = "yes"
+    assert list(speaker_picker.options) == ["a1", "c3"]
+    assert speaker_picker.value == "a1"

@@ -153,7 +153,7 @@ def play(samples: np.ndarray, sample_rate: int):
 
 def audio_grid(
     clips: Sequence[np.ndarray],
-    sample_rate: int,
+    sample_rate: int | Sequence[int],
     labels: Sequence[str] | None = None,
     columns: int = 4,
 ):
@@ -161,21 +161,23 @@ def audio_grid(
 
     Args:
         clips: clips of shape ``[n]`` or ``[n, 1]``.
-        sample_rate: their rate in Hz.
+        sample_rate: their rate in Hz, or one rate per clip.
         labels: a caption per clip (default: the index).
         columns: players per row.
     """
     import ipywidgets as widgets
+    from IPython.display import display
 
+    rates = [sample_rate] * len(clips) if isinstance(sample_rate, int) else list(sample_rate)
+    if len(rates) != len(clips):
+        raise ValueError(f"got {len(clips)} clips but {len(rates)} sample rates.")
     if labels is not None and len(labels) != len(clips):
         raise ValueError(f"got {len(clips)} clips but {len(labels)} labels.")
     cells = []
-    for index, clip in enumerate(clips):
+    for index, (clip, rate) in enumerate(zip(clips, rates, strict=True)):
         output = widgets.Output()
         with output:
-            from IPython.display import display
-
-            display(play(clip, sample_rate))
+            display(play(clip, rate))
         caption = str(labels[index]) if labels is not None else str(index)
         cells.append(widgets.VBox([widgets.Label(caption), output]))
     layout = widgets.Layout(grid_template_columns=f"repeat({columns}, max-content)")

@@ -15,6 +15,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def labelled_wav_files(folder: str | Path) -> tuple[list[Path], list[int], list[str]]:
+    """WAV files in one subfolder per class (the Speech Commands layout).
+
+    Folders starting with ``_`` (such as ``_background_noise_``) are not classes.
+
+    Returns:
+        ``(files, labels, class_names)``, classes sorted by name.
+    """
+    folder = Path(folder)
+    class_names = sorted(
+        child.name
+        for child in folder.iterdir()
+        if child.is_dir() and not child.name.startswith("_")
+    )
+    files, labels = [], []
+    for index, name in enumerate(class_names):
+        for path in sorted((folder / name).glob("*.wav")):
+            files.append(path)
+            labels.append(index)
+    if not files:
+        raise ValueError(f"no WAV files in class subfolders of {folder}.")
+    return files, labels, class_names
+
+
 def wav_file_dataset(
     files: Sequence[str | Path],
     labels: Sequence[int],

@@ -9,12 +9,34 @@ Used in: every notebook.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 from course_lib import config, data
 
-SC09_WORDS = "sc09"
+
+@dataclasses.dataclass(frozen=True)
+class SpeechCommandsConfig(config.Presets):
+    """Settings of 01_speech_commands_tfrecords.ipynb.
+
+    Full: all 35 words of Speech Commands v0.02 (105,829 clips; about 2.4 GB to download
+    and roughly 10 to 15 minutes to convert three rates on a Colab CPU). Quick: the
+    spoken-word fixture (20 words).
+    """
+
+    # data
+    words: str = "all"
+    sample_rates: tuple[int, ...] = (16000, 8000, 4000)
+    # pipeline
+    batch_size: int = 64
+    benchmark_batches: int = 200
+    # listening and plots
+    clips_to_show: int = 8
+
+    @classmethod
+    def quick(cls) -> SpeechCommandsConfig:
+        return cls(benchmark_batches=12)
 
 
 def _root(root: str | Path | None) -> Path:

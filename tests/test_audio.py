@@ -98,3 +98,6 @@ def test_audio_grid_checks_labels():
     assert len(grid.children) == 2
     with pytest.raises(ValueError, match="2 clips but 1 labels"):
         audio.audio_grid(clips, 4000, labels=["one"])
+    assert len(audio.audio_grid(clips, [4000, 8000]).children) == 2
+    with pytest.raises(ValueError, match="2 clips but 3 sample rates"):
+        audio.audio_grid(clips, [4000, 8000, 16000])

@@ -18,9 +18,9 @@ def _notebook(path, cells):
 def test_runs_notebooks_and_indexes_their_audio(tmp_path):
     good = _notebook(tmp_path / "01_tone.ipynb", [
         "import numpy as np\nfrom course_lib import audio, config",
-        "t = np.arange(4000) / 4000\n"
-        "audio.write_wav(config.outputs_dir() / 'tone.wav', 0.5 * np.sin(2 * np.pi * 440 * t), 4000)"
-        "\nprint(config.mode())",
+        "tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(4000) / 4000)\n"
+        "audio.write_wav(config.outputs_dir() / 'tone.wav', tone, 4000)\n"
+        "print(config.mode())",
     ])
     bad = _notebook(tmp_path / "02_broken.ipynb", ["raise RuntimeError('cell failed on purpose')"])
     out = tmp_path / "outputs"

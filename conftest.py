@@ -15,3 +15,8 @@ os.environ.setdefault(
 os.environ.setdefault(
     "COURSE_OUTPUT_DIR", os.path.join(tempfile.gettempdir(), "course_kit_test_outputs")
 )
+
+# nbmake runs notebooks in this process: avoid nbclient's stall on a missed kernel reply.
+from course_lib.kernel_messages import poll_kernel_replies_in_slices
+
+poll_kernel_replies_in_slices()

@@ -8,6 +8,7 @@ Used in: 01_speech_commands_tfrecords.ipynb and every later notebook.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ class AudioDecodeError(ValueError):
 
 def is_audio_file(path: str | Path) -> bool:
     """True for a file whose extension (any case) is an audio format we decode."""
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+    return os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -50,7 +51,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     try:
         samples, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, EOFError) as error:
-        raise AudioDecodeError(f"not decodable as audio ({_first_line(error)})") from error
+        raise _undecodable(path, error) from error
     if samples.shape[0] == 0:
         raise AudioDecodeError("no samples (empty or truncated file)")
     if not np.isfinite(samples).all():
@@ -60,6 +61,34 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         mono = resample(mono, file_rate, sample_rate)
         file_rate = sample_rate
     return np.clip(mono, -1.0, 1.0), int(file_rate)
+
+
+def load_pcm16(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode a file to mono int16 samples at ``sample_rate``, shape ``[num_samples]``.
+
+    A mono 16-bit file already at ``sample_rate`` (all of Speech Commands) is read as
+    int16 directly: exact, and about twice as fast as the float route. Anything else
+    goes through :func:`load_audio` and :func:`to_pcm16`.
+
+    Raises:
+        FileNotFoundError, AudioDecodeError: as :func:`load_audio`.
+    """
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(path) as sound:
+            exact = (sound.channels, sound.subtype, sound.samplerate) == (1, "PCM_16", sample_rate)
+            pcm = sound.read(dtype="int16") if exact else None
+    except (RuntimeError, soundfile.LibsndfileError, EOFError) as error:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such audio file: {path}") from error
+        raise _undecodable(Path(path), error) from error
+    if pcm is None:
+        samples, _ = load_audio(path, sample_rate)
+        return np.frombuffer(to_pcm16(samples), dtype="<i2")
+    if pcm.shape[0] == 0:
+        raise AudioDecodeError("no samples (empty or truncated file)")
+    return pcm
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -81,15 +110,23 @@ def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
     return np.pad(samples, (0, length - samples.shape[0]))
 
 
+PCM16_SCALE = 32768.0
+"""libsndfile's convention: ``float = int16 / 32768``, so a 16-bit file round-trips exactly."""
+
+
 def to_pcm16(samples: np.ndarray) -> bytes:
-    """Float samples in [-1, 1] to mono int16 little-endian PCM bytes (the TFRecord format)."""
-    scaled = np.round(np.clip(samples, -1.0, 1.0) * 32767.0)
+    """Float samples in [-1, 1] to mono int16 little-endian PCM bytes (the TFRecord format).
+
+    ``int16 = clip(round(x * 32768), -32768, 32767)``: the inverse of how soundfile decodes
+    16-bit audio, so converting a 16-bit file at its own rate stores its exact samples.
+    """
+    scaled = np.clip(np.round(np.asarray(samples, np.float64) * PCM16_SCALE), -32768, 32767)
     return scaled.astype("<i2").tobytes()
 
 
 def from_pcm16(data: bytes) -> np.ndarray:
     """Inverse of :func:`to_pcm16`: bytes to float32 samples in [-1, 1]."""
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767.0
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / PCM16_SCALE
 
 
 def peak_normalize(samples: np.ndarray, peak: float = 0.95) -> np.ndarray:
@@ -184,6 +221,9 @@ def audio_grid(
     return widgets.GridBox(cells, layout=layout)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+def _undecodable(path: Path, error: BaseException) -> AudioDecodeError:
+    """The reason a file cannot be decoded, without libsndfile's copy of the full path."""
+    lines = str(error).strip().splitlines()
+    reason = lines[0] if lines else type(error).__name__
+    reason = reason.replace(f"Error opening {str(path)!r}: ", "").replace(str(path), path.name)
+    return AudioDecodeError(f"not decodable as audio ({reason})")

@@ -32,7 +32,7 @@ import numpy as np
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 NOISE_FOLDER = "background_noise"
-PCM_SCALE = 32767.0
+PCM_SCALE = 32768.0  # course_lib.audio.PCM16_SCALE, libsndfile's convention
 
 
 def _feature_spec() -> dict[str, Any]:
@@ -59,26 +59,67 @@ def serialize_example(
     speaker: str = "",
     source: str = "",
 ) -> bytes:
-    """One example in the kit's schema, serialized (a ``tf.train.Example``)."""
-    from tensorflow.core.example import example_pb2, feature_pb2
+    """One example in the kit's schema, serialized as a ``tf.train.Example``.
 
-    def as_bytes(value: bytes) -> feature_pb2.Feature:
-        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
-
-    def as_int(value: int) -> feature_pb2.Feature:
-        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=[value]))
-
-    features = feature_pb2.Features(
-        feature={
-            "audio": as_bytes(pcm16),
-            "sample_rate": as_int(int(sample_rate)),
-            "label": as_int(int(label)),
-            "label_name": as_bytes(label_name.encode()),
-            "speaker": as_bytes(speaker.encode()),
-            "source": as_bytes(source.encode()),
-        }
+    The protobuf wire format is written directly (no TensorFlow import), so the
+    conversion's worker processes can serialize without loading TensorFlow;
+    ``tf.io.parse_example`` reads it back (tests/test_data.py checks the round trip
+    against ``tf.train.Example``).
+    """
+    small_features = (
+        ("sample_rate", _int64_feature(sample_rate)),
+        ("label", _int64_feature(label)),
+        ("label_name", _bytes_feature(label_name.encode())),
+        ("speaker", _bytes_feature(speaker.encode())),
+        ("source", _bytes_feature(source.encode())),
     )
-    return example_pb2.Example(features=features).SerializeToString()
+    # Example.features (1) -> Features.feature (1, repeated map entry {key (1), value (2)}).
+    small_entries = b"".join(
+        _field(1, _field(1, k.encode()) + _field(2, v)) for k, v in small_features
+    )
+    # The audio entry is built from the inside out as headers only, so the clip's bytes
+    # are copied once, by the final join.
+    headers = []
+    length = len(pcm16)
+    for field_number, prefix in ((1, b""), (1, b""), (2, _field(1, b"audio")), (1, b"")):
+        # BytesList.value, Feature.bytes_list, map entry value (after its key), Features.feature
+        header = prefix + _varint(field_number << 3 | 2) + _varint(length)
+        headers.insert(0, header)
+        length += len(header)
+    length += len(small_entries)
+    example_header = _varint(1 << 3 | 2) + _varint(length)
+    return b"".join([example_header, *headers, pcm16, small_entries])
+
+
+_SMALL_VARINTS = [bytes((value,)) for value in range(0x80)]
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative int (int64 values wrap as unsigned)."""
+    if 0 <= value < 0x80:
+        return _SMALL_VARINTS[value]
+    value &= 0xFFFFFFFFFFFFFFFF
+    encoded = bytearray()
+    while value > 0x7F:
+        encoded.append(value & 0x7F | 0x80)
+        value >>= 7
+    encoded.append(value)
+    return bytes(encoded)
+
+
+def _field(field_number: int, payload: bytes) -> bytes:
+    """A protobuf field of wire type 2 (bytes, string, message or packed list)."""
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _bytes_feature(value: bytes) -> bytes:
+    """Feature.bytes_list (1) -> BytesList.value (1)."""
+    return _field(1, _field(1, value))
+
+
+def _int64_feature(value: int) -> bytes:
+    """Feature.int64_list (3) -> Int64List.value (1, packed)."""
+    return _field(3, _field(1, _varint(int(value))))
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -161,9 +202,7 @@ def shard_paths(folder: str | Path, split: str) -> list[Path]:
     folder = Path(folder)
     manifest = read_manifest(folder)
     if split not in manifest.splits:
-        raise ValueError(
-            f"split {split!r} is not in {folder}; it has {sorted(manifest.splits)}."
-        )
+        raise ValueError(f"split {split!r} is not in {folder}; it has {sorted(manifest.splits)}.")
     paths = sorted(folder.glob(f"{split}-*-of-*.tfrecord"))
     if not paths:
         raise FileNotFoundError(f"no shards for split {split!r} in {folder}.")
@@ -382,8 +421,13 @@ def read_table(folder: str | Path, split: str, limit: int | None = None) -> dict
     records = tf.data.TFRecordDataset([str(path) for path in shard_paths(folder, split)])
     if limit is not None:
         records = records.take(limit)
-    columns: dict[str, list] = {"audio": [], "label": [], "label_name": [], "speaker": [],
-                                "source": []}
+    columns: dict[str, list] = {
+        "audio": [],
+        "label": [],
+        "label_name": [],
+        "speaker": [],
+        "source": [],
+    }
     for serialized in records.batch(512):
         features = tf.io.parse_example(serialized, _feature_spec())
         pcm = tf.io.decode_raw(features["audio"], tf.int16, little_endian=True)
@@ -393,6 +437,9 @@ def read_table(folder: str | Path, split: str, limit: int | None = None) -> dict
             columns[key].append(np.char.decode(features[key].numpy().astype(bytes), "utf-8"))
     if not columns["audio"]:
         empty = {key: np.array([], dtype=str) for key in ("label_name", "speaker", "source")}
-        return {"audio": np.zeros((0, manifest.clip_samples), np.float32),
-                "label": np.zeros((0,), np.int32), **empty}
+        return {
+            "audio": np.zeros((0, manifest.clip_samples), np.float32),
+            "label": np.zeros((0,), np.int32),
+            **empty,
+        }
     return {key: np.concatenate(parts) for key, parts in columns.items()}

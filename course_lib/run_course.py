@@ -50,6 +50,9 @@ def execute_notebook(notebook: Path, out: Path, mode: str = "quick",
     import nbformat
     from nbconvert import HTMLExporter
 
+    from course_lib.kernel_messages import poll_kernel_replies_in_slices
+
+    poll_kernel_replies_in_slices()
     wav_folder = out / notebook.stem
     wav_folder.mkdir(parents=True, exist_ok=True)
     environment = {"COURSE_MODE": mode, "COURSE_OUTPUT_DIR": str(wav_folder.resolve())}

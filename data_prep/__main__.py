@@ -8,6 +8,7 @@ and exits 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,16 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
     fixtures = commands.add_parser("fixtures", help="generate offline fixture datasets")
     fixtures.add_argument("--out", type=Path, required=True)
     fixtures.add_argument("--kind", choices=("speech", "notes", "music", "all"), default="all")
-    fixtures.add_argument("--per-class", type=int, default=None,
-                          help="clips per word / note family / genre")
+    fixtures.add_argument(
+        "--per-class", type=int, default=None, help="clips per word / note family / genre"
+    )
     fixtures.add_argument("--seed", type=int, default=0)
 
     download = commands.add_parser("download", help="download a published dataset archive")
     download.add_argument("dataset", choices=("speech-commands", "nsynth"))
     download.add_argument("--out", type=Path, required=True)
 
-    speech = commands.add_parser("speech-commands",
-                                 help="convert Speech Commands (archive or folder)")
+    speech = commands.add_parser(
+        "speech-commands", help="convert Speech Commands (archive or folder)"
+    )
     speech.add_argument("--source", type=Path, required=True)
     speech.add_argument("--out", type=Path, required=True)
     speech.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES, default=16000)
@@ -61,15 +64,26 @@ def run(args: argparse.Namespace) -> object:
     if args.command == "speech-commands":
         from data_prep.speech_commands import convert_speech_commands
 
-        return convert_speech_commands(args.source, args.out, sample_rate=args.sample_rate,
-                                       words=args.words, workers=args.workers)
+        return convert_speech_commands(
+            args.source,
+            args.out,
+            sample_rate=args.sample_rate,
+            words=args.words,
+            workers=args.workers,
+        )
     from data_prep.folder import convert_folder
 
-    return convert_folder(args.source, args.out, sample_rate=args.sample_rate,
-                          clip_seconds=args.clip_seconds, workers=args.workers)
+    return convert_folder(
+        args.source,
+        args.out,
+        sample_rate=args.sample_rate,
+        clip_seconds=args.clip_seconds,
+        workers=args.workers,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the summary readable
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:

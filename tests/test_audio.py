@@ -51,8 +51,18 @@ def test_bad_files_raise_decode_errors_with_reasons(tmp_path):
 def test_pcm16_round_trip_and_format():
     clip = np.array([-1.0, -0.5, 0.0, 0.25, 1.0, 2.0], np.float32)
     data = audio.to_pcm16(clip)
-    assert data[:2] == (-32767).to_bytes(2, "little", signed=True)
-    np.testing.assert_allclose(audio.from_pcm16(data), np.clip(clip, -1, 1), atol=1 / 32767)
+    assert data[:2] == (-32768).to_bytes(2, "little", signed=True)
+    assert data[-4:] == (32767).to_bytes(2, "little", signed=True) * 2  # 1.0 and 2.0 clip
+    np.testing.assert_allclose(audio.from_pcm16(data), np.clip(clip, -1, 1), atol=1 / 32768)
+
+
+def test_pcm16_matches_soundfile_so_16_bit_files_round_trip_exactly(tmp_path):
+    import soundfile
+
+    pcm = np.random.default_rng(0).integers(-32768, 32768, 4000).astype(np.int16)
+    soundfile.write(tmp_path / "x.wav", pcm, 16000, subtype="PCM_16")
+    samples, _ = audio.load_audio(tmp_path / "x.wav")
+    assert audio.to_pcm16(samples) == pcm.astype("<i2").tobytes()
 
 
 def test_fit_length_pads_and_crops_the_centre():
@@ -89,7 +99,7 @@ def test_write_wav_round_trips(tmp_path):
     path = audio.write_wav(tmp_path / "nested" / "out.wav", clip, 8000)
     samples, rate = audio.load_audio(path)
     assert rate == 8000
-    np.testing.assert_allclose(samples, clip, atol=1 / 32767 + 1e-6)
+    np.testing.assert_allclose(samples, clip, atol=1 / 32768 + 1e-6)
 
 
 def test_audio_grid_checks_labels():

@@ -39,7 +39,7 @@ def test_round_trip_through_load_split(tmp_path):
     clips, labels = written["train"]
     # Shards interleave in order 0, 1: examples 0,2,4,... then 1,3,5,... one at a time.
     order = sorted(range(10), key=lambda i: (i // 2, i % 2))
-    np.testing.assert_allclose(audio_read, clips[order], atol=1 / 32767 + 1e-7)
+    np.testing.assert_allclose(audio_read, clips[order], atol=1 / 32768 + 1e-7)
     np.testing.assert_array_equal(labels_read, labels[order])
     assert np.abs(audio_read).max() <= 1.0
 
@@ -47,8 +47,8 @@ def test_round_trip_through_load_split(tmp_path):
 def test_shuffled_split_keeps_every_example_once(tmp_path):
     written = _write_dataset(tmp_path)
     arrays = [b[0].numpy()[:, :8, 0] for b in data.load_split(tmp_path, "train", batch_size=3)]
-    seen = {tuple(np.round(row * 32767).astype(int)) for row in np.concatenate(arrays)}
-    expected = {tuple(np.round(row[:8] * 32767).astype(int)) for row in written["train"][0]}
+    seen = {tuple(np.round(row * 32768).astype(int)) for row in np.concatenate(arrays)}
+    expected = {tuple(np.round(row[:8] * 32768).astype(int)) for row in written["train"][0]}
     assert seen == expected
 
 
@@ -125,9 +125,32 @@ def test_read_table_returns_metadata_in_file_order(tmp_path):
     written = _write_dataset(tmp_path, clips_per_split=(("test", 3),), shards=1)
     table = data.read_table(tmp_path, "test")
     clips, labels = written["test"]
-    np.testing.assert_allclose(table["audio"], clips, atol=1 / 32767 + 1e-7)
+    np.testing.assert_allclose(table["audio"], clips, atol=1 / 32768 + 1e-7)
     np.testing.assert_array_equal(table["label"], labels)
     assert list(table["label_name"]) == ["abc"[i] for i in labels]
     assert list(table["speaker"]) == ["s0", "s1", "s2"]
     assert list(table["source"]) == ["test/0.wav", "test/1.wav", "test/2.wav"]
     assert len(data.read_table(tmp_path, "test", limit=2)["speaker"]) == 2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (b"\x01\x02" * 16000, 16000, 3, "yes", "0a2b3c4d", "yes/0a2b3c4d_nohash_0.wav"),
+        (b"", 0, 0, "", "", ""),
+        (bytes(range(256)) * 700, 2**40, 2**62, "séance", "s" * 300, "d/" * 150),
+    ],
+)
+def test_serialized_examples_equal_tf_train_example(fields):
+    """The hand-written wire format parses to exactly the tf.train.Example TensorFlow builds."""
+    names = ("audio", "sample_rate", "label", "label_name", "speaker", "source")
+    expected = tf.train.Example()
+    for name, value in zip(names, fields, strict=True):
+        feature = expected.features.feature[name]
+        if isinstance(value, int):
+            feature.int64_list.value.append(value)
+        else:
+            feature.bytes_list.value.append(value if isinstance(value, bytes) else value.encode())
+    assert tf.train.Example.FromString(data.serialize_example(*fields)) == expected
+    parsed = tf.io.parse_single_example(data.serialize_example(*fields), data._feature_spec())
+    assert parsed["audio"].numpy() == fields[0] and parsed["label"].numpy() == fields[2]

@@ -1,0 +1,72 @@
+"""Step checkpoints in a log directory, as in ibab/tensorflow-wavenet's ``--checkpoint_every``.
+
+The last checkpoint is one ``model.keras`` file (weights, config and optimizer state, so
+its ``optimizer.iterations`` is the step reached), written under a temporary name and
+renamed, so an interrupted save never leaves a broken checkpoint.
+
+Used in: 06_wavenet.ipynb and ``python -m course_lib.wavenet``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import keras
+
+CHECKPOINT_NAME = "model.keras"
+
+
+def checkpoint_path(logdir: str | Path) -> Path:
+    """Where a log directory keeps its last checkpoint."""
+    return Path(logdir) / CHECKPOINT_NAME
+
+
+def save_checkpoint(model: keras.Model, logdir: str | Path) -> Path:
+    """Save ``model`` (with its optimizer state) as the log directory's checkpoint."""
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    temporary = logdir / "model.partial.keras"  # Keras wants the .keras suffix
+    model.save(temporary)
+    os.replace(temporary, checkpoint_path(logdir))
+    return checkpoint_path(logdir)
+
+
+def load_checkpoint(logdir: str | Path, compile: bool = True) -> keras.Model:
+    """The model saved by :func:`save_checkpoint` (with its optimizer when ``compile``)."""
+    path = checkpoint_path(logdir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{logdir} holds no checkpoint ({CHECKPOINT_NAME}): train first.")
+    return keras.saving.load_model(path, compile=compile)
+
+
+def trained_steps(model: keras.Model) -> int:
+    """The optimizer's step counter: how many training steps the weights have seen."""
+    return int(model.optimizer.iterations.numpy())
+
+
+class StepCheckpoints(keras.callbacks.Callback):
+    """Saves the checkpoint at every epoch end and stops training at ``last_step``.
+
+    Use it with ``fit(..., steps_per_epoch=checkpoint_every)``: one epoch is one
+    checkpoint interval. Prints the step and the epoch's mean loss at each save.
+
+    Args:
+        logdir: the log directory.
+        last_step: stop once the optimizer's step counter reaches it.
+    """
+
+    def __init__(self, logdir: str | Path, last_step: int):
+        super().__init__()
+        self.logdir = Path(logdir)
+        self.last_step = last_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if trained_steps(self.model) >= self.last_step:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_checkpoint(self.model, self.logdir)
+        loss = float((logs or {}).get("loss", math.nan))
+        print(f"step {trained_steps(self.model)}: loss {loss:.4f}, checkpoint saved", flush=True)

@@ -1,0 +1,246 @@
+"""The WaveNet model: causal convolutions, gated residual blocks, skip sum, softmax head.
+
+van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio": the waveform is
+mu-law quantized to 256 classes and modelled autoregressively,
+
+    p(x) = prod_t p(x_t | x_1, ..., x_{t-1}, h)          (eq. 1, with a label h),
+
+by a stack of causal dilated convolutions with gated residual blocks, whose skip
+outputs are summed and mapped by two 1x1 convolutions to a softmax over the classes.
+The architecture and defaults follow ibab/tensorflow-wavenet.
+
+Used in: 06_wavenet.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+from keras import ops
+
+from course_lib.wavenet.layers import CausalConv1D, GatedResidualBlock
+from course_lib.wavenet.settings import WaveNetConfig, receptive_field
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class WaveNet(keras.Model):
+    """WaveNet over mu-law classes, optionally conditioned on a label.
+
+    Inputs are integer classes ``[batch, time]`` (unconditional) or a tuple
+    ``(classes [batch, time], labels [batch])`` when ``num_classes > 0``. The output
+    at time t is the logits ``[batch, time, quantization_channels]`` of the class of
+    sample t + 1; a softmax turns them into the distribution of eq. 1. All weight
+    shapes follow from the arguments, so the model is built when constructed.
+
+    Training (``fit``) expects ``x`` = the inputs above and ``y`` = the next-sample
+    classes of the last ``target_length`` positions, ``[batch, target_length]``; the
+    loss is the sparse categorical cross-entropy on those positions only, where the
+    whole receptive field lies inside the crop (see ``training_data``).
+
+    Args:
+        dilations: one dilation per residual block.
+        kernel_size: filter width of every causal convolution.
+        residual_channels, dilation_channels, skip_channels: widths (see the paper's fig. 4).
+        quantization_channels: mu-law classes (256).
+        num_classes: labels for global conditioning; 0 for an unconditional model.
+        label_channels: size of the label embedding.
+        use_bias: biases in the convolutions.
+    """
+
+    def __init__(
+        self,
+        dilations: Sequence[int],
+        kernel_size: int = 2,
+        residual_channels: int = 32,
+        dilation_channels: int = 32,
+        skip_channels: int = 512,
+        quantization_channels: int = 256,
+        num_classes: int = 0,
+        label_channels: int = 32,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not dilations:
+            raise ValueError("dilations must name at least one layer, e.g. (1, 2, 4, 8).")
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {num_classes}.")
+        self.dilations = tuple(int(d) for d in dilations)
+        self.kernel_size = kernel_size
+        self.residual_channels = residual_channels
+        self.dilation_channels = dilation_channels
+        self.skip_channels = skip_channels
+        self.quantization_channels = quantization_channels
+        self.num_classes = num_classes
+        self.label_channels = label_channels
+        self.use_bias = use_bias
+        self.receptive_field = receptive_field(self.dilations, kernel_size)
+
+        self.input_conv = CausalConv1D(
+            residual_channels, kernel_size, 1, use_bias, name="input_conv"
+        )
+        self.label_embedding = (
+            keras.layers.Embedding(num_classes, label_channels, name="label_embedding")
+            if num_classes
+            else None
+        )
+        self.blocks = [
+            GatedResidualBlock(
+                dilation,
+                kernel_size,
+                residual_channels,
+                dilation_channels,
+                skip_channels,
+                conditioned=bool(num_classes),
+                use_bias=use_bias,
+                has_residual=index + 1 < len(self.dilations),
+                name=f"block_{index}",
+            )
+            for index, dilation in enumerate(self.dilations)
+        ]
+        self.head_hidden = keras.layers.Dense(skip_channels, use_bias=use_bias, name="head_1x1")
+        self.head_logits = keras.layers.Dense(
+            quantization_channels, use_bias=use_bias, name="head_logits"
+        )
+        self.next_sample_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.build()
+
+    @property
+    def conditioned(self) -> bool:
+        return self.num_classes > 0
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.input_conv.build((None, None, self.quantization_channels))
+        condition_shape = (None, self.label_channels)
+        if self.label_embedding is not None:
+            self.label_embedding.build((None,))
+        for block in self.blocks:
+            block.build((None, None, self.residual_channels), condition_shape)
+        self.head_hidden.build((None, None, self.skip_channels))
+        self.head_logits.build((None, None, self.skip_channels))
+        self.built = True
+
+    # ------------------------------------------------------------------ forward pass
+
+    def split_inputs(self, inputs):
+        """``inputs`` -> ``(classes [batch, time] int32, labels [batch] int32 or None)``."""
+        if isinstance(inputs, Mapping):
+            classes, labels = inputs["classes"], inputs.get("labels")
+        elif isinstance(inputs, (tuple, list)):
+            if len(inputs) != 2:
+                raise ValueError("inputs must be classes or a pair (classes, labels).")
+            classes, labels = inputs
+        else:
+            classes, labels = inputs, None
+        if self.conditioned and labels is None:
+            raise ValueError(
+                f"this WaveNet is conditioned on {self.num_classes} labels: pass (classes, labels)."
+            )
+        if not self.conditioned and labels is not None:
+            raise ValueError("this WaveNet is unconditional (num_classes=0): pass classes only.")
+        classes = ops.cast(classes, "int32")
+        labels = None if labels is None else ops.reshape(ops.cast(labels, "int32"), (-1,))
+        return classes, labels
+
+    def label_vectors(self, labels):
+        """Label embeddings ``[batch] -> [batch, label_channels]`` (None if unconditional)."""
+        return None if labels is None else self.label_embedding(labels)
+
+    def logits_from_skips(self, skip_sum):
+        """The output head: ReLU, 1x1, ReLU, 1x1. ``[..., skip] -> [..., classes]``."""
+        hidden = self.head_hidden(ops.relu(skip_sum))
+        return self.head_logits(ops.relu(hidden))
+
+    def layer_inputs(self, inputs) -> list:
+        """What each causal convolution sees over a sequence (to prime fast generation).
+
+        Only the residual path is computed (no skip outputs, no head).
+
+        Returns:
+            ``[one_hot [b, t, classes], x_0 [b, t, residual], ..., x_{L-1}]``: the input
+            of the input convolution, then the input of every residual block.
+        """
+        classes, labels = self.split_inputs(inputs)
+        one_hot = ops.one_hot(classes, self.quantization_channels)  # [b, t] -> [b, t, q]
+        condition = self.label_vectors(labels)
+        hidden = self.input_conv(one_hot)  # [b, t, q] -> [b, t, r]
+        seen = [one_hot, hidden]
+        for block in self.blocks[:-1]:
+            hidden = block.residual_output(hidden, condition)  # [b, t, r]
+            seen.append(hidden)
+        return seen
+
+    def call(self, inputs):
+        """Logits of the next sample: ``[batch, time] -> [batch, time, classes]``."""
+        classes, labels = self.split_inputs(inputs)
+        one_hot = ops.one_hot(classes, self.quantization_channels)  # [b, t] -> [b, t, q]
+        condition = self.label_vectors(labels)  # [b, e] or None
+        hidden = self.input_conv(one_hot)  # [b, t, q] -> [b, t, r]
+        skip_sum = None
+        for block in self.blocks:
+            hidden, skip = block(hidden, condition)  # [b, t, r], [b, t, s]
+            skip_sum = skip if skip_sum is None else skip_sum + skip
+        return self.logits_from_skips(skip_sum)  # [b, t, s] -> [b, t, q]
+
+    # ------------------------------------------------------------------ training
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Cross-entropy of the next-sample classes on the last ``y.shape[1]`` positions.
+
+        Args:
+            x: the inputs (unused).
+            y: target classes ``[batch, target_length]``.
+            y_pred: logits ``[batch, time, classes]`` from ``call``.
+        """
+        del x, training
+        target_length = ops.shape(y)[1]
+        logits = y_pred[:, -target_length:, :]  # [b, t, q] -> [b, target_length, q]
+        loss = self.next_sample_loss(y, logits, sample_weight)
+        for extra in self.losses:
+            loss = loss + extra
+        return loss
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dilations": list(self.dilations),
+            "kernel_size": self.kernel_size,
+            "residual_channels": self.residual_channels,
+            "dilation_channels": self.dilation_channels,
+            "skip_channels": self.skip_channels,
+            "quantization_channels": self.quantization_channels,
+            "num_classes": self.num_classes,
+            "label_channels": self.label_channels,
+            "use_bias": self.use_bias,
+        }
+
+
+def build_wavenet(
+    config: WaveNetConfig, num_classes: int = 0, jit_compile: bool | str = "auto"
+) -> WaveNet:
+    """A WaveNet with ``config``'s architecture, compiled with Adam.
+
+    Call it inside ``course_lib.config.strategy().scope()`` to train on several devices.
+
+    Args:
+        config: the architecture and learning rate.
+        num_classes: labels for global conditioning (0: unconditional).
+        jit_compile: passed to ``compile`` (XLA).
+    """
+    model = WaveNet(
+        config.dilations,
+        kernel_size=config.kernel_size,
+        residual_channels=config.residual_channels,
+        dilation_channels=config.dilation_channels,
+        skip_channels=config.skip_channels,
+        quantization_channels=config.quantization_channels,
+        num_classes=num_classes,
+        label_channels=config.label_channels,
+        use_bias=config.use_bias,
+        name="wavenet",
+    )
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=jit_compile)
+    return model

@@ -1,0 +1,116 @@
+"""WaveNet's settings: the receptive-field arithmetic and the config with its presets.
+
+Plain numbers, no TensorFlow: the command line reads them (and checks its data folder)
+before it imports Keras.
+
+Used in: 06_wavenet.ipynb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+from course_lib.config import Presets
+
+
+def receptive_field(dilations: Sequence[int], kernel_size: int = 2) -> int:
+    """How many input samples one output of the model depends on (including its own).
+
+    The input causal convolution (dilation 1) and each dilated layer add
+    ``(kernel_size - 1) * dilation`` past samples:
+
+        receptive_field = (kernel_size - 1) * (1 + sum(dilations)) + 1.
+
+    Example: dilations 1, 2, ..., 512 repeated 4 times with kernel 2 give 4,094 samples.
+    """
+    if kernel_size < 1 or any(dilation < 1 for dilation in dilations):
+        raise ValueError(
+            f"kernel_size and dilations must be positive, got {kernel_size} and {list(dilations)}."
+        )
+    return (kernel_size - 1) * (1 + sum(dilations)) + 1
+
+
+def dilation_stack(max_dilation: int, repeats: int) -> tuple[int, ...]:
+    """Dilations 1, 2, 4, ..., ``max_dilation``, the whole run repeated ``repeats`` times."""
+    if max_dilation < 1 or max_dilation & (max_dilation - 1):
+        raise ValueError(f"max_dilation must be a power of two, got {max_dilation}.")
+    run = tuple(2**power for power in range(max_dilation.bit_length()))
+    return run * repeats
+
+
+@dataclasses.dataclass(frozen=True)
+class WaveNetConfig(Presets):
+    """Settings of the WaveNet notebook and command line (``WaveNetConfig.for_mode()``).
+
+    The full preset keeps ibab/tensorflow-wavenet's architecture (filter width 2,
+    dilations 1..512, 32 residual and dilation channels, 512 skip channels, 256 mu-law
+    classes, 16 kHz) with the dilation run repeated 3 times instead of 5 (receptive
+    field 3,071 samples, 0.19 s) to fit a Colab T4. Training time is an estimate, not a
+    measurement: a step on 4 crops of 3,071 + 8,000 samples is ~0.3 TFLOP (forward and
+    backward), about 0.1-0.3 s on a T4, so 20,000 steps take 0.5-1.5 hours; speech
+    stops sounding like static only after ~100,000 steps (the reference implementation's
+    experience), i.e. 3-8 hours.
+
+    The quick preset (CPU, CI) is tiny: 4 kHz, dilations 1..32 once, 16 channels.
+    """
+
+    # data
+    sample_rate: int = 16000
+    silence_threshold: float = 0.01  # frame RMS below this counts as silence
+    # model
+    dilations: tuple[int, ...] = dilation_stack(512, 3)
+    kernel_size: int = 2
+    residual_channels: int = 32
+    dilation_channels: int = 32
+    skip_channels: int = 512
+    quantization_channels: int = 256
+    label_channels: int = 32  # size of the label embedding (global conditioning)
+    use_bias: bool = True
+    # training
+    batch_size: int = 4
+    target_length: int = 8000  # predicted samples per crop (plus the receptive field)
+    learning_rate: float = 1e-3
+    steps: int = 20000
+    checkpoint_every: int = 500
+    # sampling
+    temperature: float = 1.0
+    generate_seconds: float = 1.0
+
+    @classmethod
+    def quick(cls) -> Self:
+        return cls(
+            sample_rate=4000,
+            dilations=dilation_stack(32, 1),
+            residual_channels=16,
+            dilation_channels=16,
+            skip_channels=32,
+            label_channels=8,
+            batch_size=4,
+            target_length=500,
+            learning_rate=3e-3,
+            steps=150,
+            checkpoint_every=50,
+            generate_seconds=0.25,
+        )
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples one prediction depends on; see :func:`receptive_field`."""
+        return receptive_field(self.dilations, self.kernel_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready values."""
+        values = dataclasses.asdict(self)
+        values["dilations"] = list(self.dilations)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        kept = {key: value for key, value in values.items() if key in known}
+        if "dilations" in kept:
+            kept["dilations"] = tuple(int(d) for d in kept["dilations"])
+        return cls(**kept)

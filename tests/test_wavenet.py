@@ -1,0 +1,444 @@
+"""course_lib.wavenet against numpy references: mu-law, causal convolution, no time shift,
+receptive field, fast vs naive generation (L3), learning a mixture of sines (L3),
+saving, distribution and XLA."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_lib import audio, data
+from course_lib.wavenet import (
+    CausalConv1D,
+    FastGenerator,
+    NaiveGenerator,
+    WaveNet,
+    WaveNetConfig,
+    build_wavenet,
+    corpus_from_arrays,
+    crop_dataset,
+    crop_dataset_from_records,
+    dilation_stack,
+    load_audio_folder,
+    receptive_field,
+    trim_silence,
+)
+
+MU = 255
+
+
+def _tiny_wavenet(dilations=(1, 2, 4, 8), kernel_size=2, num_classes=0, seed=0):
+    keras.utils.set_random_seed(seed)
+    return WaveNet(
+        dilations,
+        kernel_size=kernel_size,
+        residual_channels=8,
+        dilation_channels=8,
+        skip_channels=16,
+        num_classes=num_classes,
+        label_channels=4,
+    )
+
+
+def _inputs(model, classes, labels=None):
+    return classes if labels is None else (classes, labels)
+
+
+# ----------------------------------------------------------------------------- mu-law
+
+
+def test_mu_law_matches_the_numpy_formula_and_round_trips_within_half_a_step():
+    x = np.linspace(-1.0, 1.0, 20001).astype(np.float32)
+    companded = np.sign(x) * np.log1p(MU * np.abs(x)) / np.log1p(MU)
+    reference = np.floor((companded + 1.0) / 2.0 * MU + 0.5).astype(np.int32)
+    classes = np.asarray(audio.mu_law_encode(x, 256))
+    # Float rounding may move a value that sits exactly on a boundary by one class.
+    assert np.abs(classes - reference).max() <= 1
+    assert np.mean(classes == reference) > 0.999
+    assert classes.min() == 0 and classes.max() == MU
+
+    decoded = np.asarray(audio.mu_law_decode(classes, 256))
+    y = 2.0 * classes / MU - 1.0
+    np.testing.assert_allclose(
+        decoded, np.sign(y) * ((1 + MU) ** np.abs(y) - 1) / MU, rtol=1e-5, atol=1e-7
+    )
+    # Round trip: within half a quantization step in the companded domain...
+    decoded_companded = np.sign(decoded) * np.log1p(MU * np.abs(decoded)) / np.log1p(MU)
+    assert np.abs(decoded_companded - companded).max() <= 1.0 / MU + 1e-5
+    # ...which in amplitude is about half a step times dx/dy = ln(1 + mu)(1 + mu|x|)/mu:
+    # quiet samples are reproduced far more finely than loud ones.
+    half_step = np.log1p(MU) * (1 + MU * np.abs(x)) / MU**2
+    assert (np.abs(decoded - x) <= 1.05 * half_step + 1e-6).all()
+    assert half_step[np.abs(x) < 0.01].max() < 0.02 * half_step.max()
+    every_class = np.arange(256)
+    np.testing.assert_array_equal(
+        audio.mu_law_encode(audio.mu_law_decode(every_class, 256), 256), every_class
+    )
+
+
+# ----------------------------------------------------------------------------- causal conv
+
+
+def _dilated_reference(signal, kernel, dilation):
+    """y[t] = sum_j x[t - d (k - 1 - j)] w[j], as a numpy convolution (flipped kernel)."""
+    taps = kernel.shape[0]
+    impulse_response = np.zeros(dilation * (taps - 1) + 1)
+    impulse_response[::dilation] = kernel[::-1]  # np.convolve flips: conv vs correlation
+    return np.convolve(signal, impulse_response)[: signal.shape[0]]
+
+
+@pytest.mark.parametrize(("kernel_size", "dilation"), [(2, 1), (2, 4), (3, 2)])
+def test_causal_conv_matches_np_convolve(kernel_size, dilation):
+    rng = np.random.default_rng(kernel_size * 10 + dilation)
+    signal = rng.normal(size=(2, 40, 3)).astype(np.float32)
+    layer = CausalConv1D(2, kernel_size, dilation)
+    outputs = np.asarray(layer(signal))
+    kernel, bias = (np.asarray(weight) for weight in layer.get_weights())
+    for clip in range(2):
+        for out in range(2):
+            expected = bias[out] + sum(
+                _dilated_reference(signal[clip, :, inp], kernel[:, inp, out], dilation)
+                for inp in range(3)
+            )
+            np.testing.assert_allclose(outputs[clip, :, out], expected, rtol=1e-4, atol=1e-5)
+    # One step from its taps equals the sequence output at that time.
+    t = 30
+    taps = [signal[:, t - dilation * (kernel_size - 1 - j)] for j in range(kernel_size)]
+    np.testing.assert_allclose(layer.step(taps), outputs[:, t], rtol=1e-5, atol=1e-6)
+
+
+def test_causal_conv_has_no_time_shift():
+    layer = CausalConv1D(1, 2, 3, use_bias=False)
+    layer.build((None, None, 1))
+    layer.set_weights([np.array([[[0.5]], [[2.0]]], np.float32)])  # w[0] old tap, w[1] now
+    impulse = np.zeros((1, 20, 1), np.float32)
+    impulse[0, 7, 0] = 1.0
+    response = np.asarray(layer(impulse))[0, :, 0]
+    expected = np.zeros(20)
+    expected[7] = 2.0  # the current tap answers at once...
+    expected[10] = 0.5  # ...the old tap one dilation later; nothing before the impulse
+    np.testing.assert_allclose(response, expected, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_changing_future_inputs_never_changes_past_outputs(num_classes):
+    model = _tiny_wavenet(num_classes=num_classes)
+    rng = np.random.default_rng(1)
+    classes = rng.integers(0, 256, size=(2, 64))
+    labels = np.array([0, 2]) if num_classes else None
+    changed = classes.copy()
+    changed[:, 40:] = rng.integers(0, 256, size=(2, 24))
+    before = np.asarray(model(_inputs(model, classes, labels)))
+    after = np.asarray(model(_inputs(model, changed, labels)))
+    np.testing.assert_allclose(after[:, :40], before[:, :40], rtol=1e-5, atol=1e-5)
+    assert np.abs(after[:, 40] - before[:, 40]).max() > 1e-3  # the present does change
+
+
+@pytest.mark.parametrize(("dilations", "kernel_size"), [((1, 2, 4, 8, 1, 2), 2), ((1, 3, 2), 3)])
+def test_receptive_field_matches_an_impulse_measurement(dilations, kernel_size):
+    model = _tiny_wavenet(dilations, kernel_size)
+    field = receptive_field(dilations, kernel_size)
+    length = field + 12
+    base = np.full(length, 100)
+    # Row p changes only input p; the last output moves iff p is within its field.
+    probes = np.tile(base, (length, 1))
+    probes[np.arange(length), np.arange(length)] = 200
+    last = np.asarray(model(np.vstack([base, probes])))[:, -1]  # [1 + length, classes]
+    moved = np.abs(last[1:] - last[0]).max(axis=1) > 1e-6
+    assert moved.sum() == field
+    assert moved[-field:].all() and not moved[:-field].any()
+    assert model.receptive_field == field
+
+
+def test_receptive_field_formula_and_presets():
+    assert receptive_field(dilation_stack(512, 4), 2) == 4094
+    assert receptive_field((1, 2, 4), 3) == 2 * (1 + 7) + 1
+    full, quick = WaveNetConfig.full(), WaveNetConfig.quick()
+    assert full.dilations == tuple(2**i for i in range(10)) * 3
+    assert (full.residual_channels, full.dilation_channels, full.skip_channels) == (32, 32, 512)
+    assert full.quantization_channels == 256 and full.sample_rate in (8000, 16000)
+    assert quick.receptive_field < full.receptive_field / 10
+    assert WaveNetConfig.from_dict(full.to_dict()) == full
+    with pytest.raises(ValueError, match="power of two"):
+        dilation_stack(100, 2)
+
+
+def test_keras_file_reload_reproduces_outputs(tmp_path):
+    model = _tiny_wavenet(num_classes=3)
+    classes = np.random.default_rng(2).integers(0, 256, size=(2, 30))
+    labels = np.array([1, 2])
+    model.save(tmp_path / "wavenet.keras")
+    reloaded = keras.saving.load_model(tmp_path / "wavenet.keras")
+    assert reloaded.receptive_field == model.receptive_field
+    np.testing.assert_allclose(reloaded((classes, labels)), model((classes, labels)), atol=1e-6)
+    with pytest.raises(ValueError, match="conditioned on 3 labels"):
+        reloaded(classes)
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def _generate_both(model, **options):
+    fast = FastGenerator(model, options.pop("num_clips"), steps_per_call=7).generate(
+        keep_probabilities=True, progress=False, **options
+    )
+    naive = NaiveGenerator(model).generate(
+        num_clips=fast.classes.shape[0], keep_probabilities=True, progress=False, **options
+    )
+    return fast, naive
+
+
+@pytest.mark.parametrize(
+    ("kernel_size", "num_classes", "temperature", "seeded"),
+    [(2, 0, 1.0, False), (3, 3, 0.8, True), (2, 3, 0.0, True)],
+)
+def test_fast_and_naive_generation_give_the_same_probabilities(
+    kernel_size, num_classes, temperature, seeded
+):
+    model = _tiny_wavenet((1, 2, 4, 1, 2), kernel_size, num_classes)
+    options = {"num_samples": 45, "num_clips": 2, "temperature": temperature, "seed": 5}
+    if num_classes:
+        options["labels"] = [0, 2]
+    if seeded:
+        options["seed_audio"] = 0.5 * np.sin(np.arange(2 * 50).reshape(2, 50) / 3.0)
+    fast, naive = _generate_both(model, **options)
+    np.testing.assert_array_equal(fast.classes, naive.classes)
+    np.testing.assert_allclose(fast.probabilities, naive.probabilities, atol=1e-5)
+    assert fast.probabilities.shape == (2, 45, 256)
+    np.testing.assert_allclose(fast.audio, audio.mu_law_decode(fast.classes, 256), atol=1e-7)
+
+    # A third reference: one forward pass over history + generated samples.
+    from course_lib.wavenet import start_history
+
+    history = np.asarray(start_history(model, 2, options.get("seed_audio")))
+    sequence = np.concatenate([history, fast.classes[:, :-1]], axis=1)
+    labels = np.array(options["labels"]) if num_classes else None
+    logits = np.asarray(model(_inputs(model, sequence, labels)))[:, history.shape[1] - 1 :]
+    scaled = logits / (temperature or 1.0)
+    expected = np.exp(scaled - scaled.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(fast.probabilities, expected, atol=1e-5)
+    if temperature == 0:
+        np.testing.assert_array_equal(fast.classes, logits.argmax(-1))
+
+
+def test_generation_is_reproducible_with_a_seed_and_checks_its_arguments():
+    model = _tiny_wavenet(num_classes=2)
+    generator = FastGenerator(model, num_clips=3)
+    first = generator.generate(30, labels=1, seed=11, progress=False)
+    again = generator.generate(30, labels=1, seed=11, progress=False)
+    other = generator.generate(30, labels=1, seed=12, progress=False)
+    np.testing.assert_array_equal(first.classes, again.classes)
+    assert (first.classes != other.classes).any()
+    assert first.audio.shape == (3, 30) and np.abs(first.audio).max() <= 1.0
+    with pytest.raises(ValueError, match="conditioned on 2 labels"):
+        generator.generate(5, progress=False)
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.1"):
+        generator.generate(5, labels=2, progress=False)
+    with pytest.raises(ValueError, match="makes 3 clips"):
+        generator.generate(5, num_clips=2, labels=0, progress=False)
+    with pytest.raises(ValueError, match="temperature"):
+        generator.generate(5, labels=0, temperature=-1.0, progress=False)
+
+
+# ----------------------------------------------------------------------------- training data
+
+
+def test_trim_silence_keeps_the_loud_frames():
+    rate = 4000
+    tone = 0.5 * np.sin(2 * np.pi * 300 * np.arange(rate) / rate)
+    clip = np.concatenate([np.zeros(1024), 0.001 * np.ones(512), tone, np.zeros(2048)])
+    trimmed = trim_silence(clip, threshold=0.01, frame_length=512)
+    assert trimmed.shape[0] == pytest.approx(tone.shape[0], abs=512)
+    assert np.abs(trimmed).max() == pytest.approx(0.5, abs=1e-3)
+    assert trim_silence(np.zeros(5000), 0.01).size == 0
+    assert trim_silence(clip, threshold=0).shape == clip.shape
+
+
+def _is_window_of(crop, padded_classes):
+    length = crop.shape[0]
+    windows = np.lib.stride_tricks.sliding_window_view(padded_classes, length)
+    return bool((windows == crop).all(axis=1).any())
+
+
+def test_crops_are_receptive_field_plus_target_windows_with_next_sample_targets():
+    rate, field, target = 4000, 17, 40
+    ramp = np.linspace(-0.9, 0.9, 300)
+    corpus = corpus_from_arrays([ramp, -ramp[:100]], rate, labels=[0, 1])
+    dataset = crop_dataset(corpus, field, target, batch_size=4, seed=3, with_labels=True)
+    (inputs, labels), targets = next(iter(dataset))
+    inputs, labels, targets = inputs.numpy(), labels.numpy(), targets.numpy()
+    assert inputs.shape == (4, field + target - 1) and targets.shape == (4, target)
+    np.testing.assert_array_equal(inputs[:, field:], targets[:, :-1])  # next-sample targets
+    silence = int(audio.mu_law_encode(0.0))
+    for crop, target_row, label in zip(inputs, targets, labels, strict=True):
+        clip = ramp if label == 0 else -ramp[:100]
+        tail = max(0, field + target - clip.shape[0] - field)
+        padded = np.concatenate(
+            [np.full(field, silence), audio.mu_law_encode(clip), np.full(tail, silence)]
+        )
+        assert _is_window_of(np.append(crop, target_row[-1]), padded)
+    again = next(iter(crop_dataset(corpus, field, target, batch_size=4, seed=3, with_labels=True)))
+    np.testing.assert_array_equal(again[0][0], inputs)  # same seed, same crops
+
+
+def test_crops_from_a_converted_dataset(tmp_path):
+    rate, clip_samples = 4000, 800
+    tone = (0.5 * np.sin(2 * np.pi * 250 * np.arange(clip_samples) / rate)).astype(np.float32)
+    examples = [
+        data.serialize_example(
+            audio.to_pcm16(tone * (index + 1) / 4), rate, index % 2, "ab"[index % 2]
+        )
+        for index in range(4)
+    ]
+    examples.append(data.serialize_example(audio.to_pcm16(np.zeros(clip_samples)), rate, 0, "a"))
+    data.write_shard(tmp_path / data.shard_name("train", 0, 1), examples)
+    data.write_manifest(
+        tmp_path,
+        data.Manifest(rate, clip_samples, ["a", "b"], {"train": {"examples": 5, "shards": 1}}),
+    )
+    dataset = crop_dataset_from_records(tmp_path, 33, 200, batch_size=8, with_labels=True)
+    (inputs, labels), targets = next(iter(dataset))
+    assert inputs.shape == (8, 33 + 200 - 1) and targets.shape == (8, 200)
+    assert set(labels.numpy().tolist()) <= {0, 1}
+    np.testing.assert_array_equal(inputs[:, 33:], targets[:, :-1])
+    silence = int(audio.mu_law_encode(0.0))
+    # Targets always lie in the audio, never in the front padding: an all-silent row
+    # could only come from the silent example, which trimming drops.
+    assert (targets.numpy() != silence).any(axis=1).all()
+
+
+def test_audio_folder_labels_resampling_and_skipped_files(tmp_path):
+    import soundfile
+
+    def tone(rate, seconds=0.5):
+        return 0.4 * np.sin(2 * np.pi * 200 * np.arange(int(rate * seconds)) / rate)
+
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "no").mkdir()
+    (tmp_path / "_background_noise_").mkdir()
+    soundfile.write(tmp_path / "yes" / "a.wav", tone(16000), 16000)
+    soundfile.write(tmp_path / "no" / "b.WAV", tone(8000), 8000)
+    soundfile.write(tmp_path / "no" / "quiet.wav", np.zeros(4000), 8000)
+    soundfile.write(tmp_path / "_background_noise_" / "n.wav", tone(8000), 8000)
+    (tmp_path / "yes" / "broken.wav").write_bytes(b"RIFF1234WAVEjunk")
+    corpus = load_audio_folder(tmp_path, 4000)
+    assert corpus.label_names == ["no", "yes"]
+    assert sorted(clip.shape[0] for clip in corpus.clips) == [2000, 2000]  # 0.5 s at 4 kHz
+    assert sorted(name for name, _ in corpus.skipped) == ["no/quiet.wav", "yes/broken.wav"]
+    assert "silent" in dict(corpus.skipped)["no/quiet.wav"]
+    with pytest.raises(ValueError, match="no usable audio"):
+        load_audio_folder(tmp_path / "no", 4000, silence_threshold=0.9)
+
+
+# ----------------------------------------------------------------------------- learning (L3)
+
+
+def _spectrum_share_near(clip, rate, frequencies, width=15.0):
+    spectrum = np.abs(np.fft.rfft(clip * np.hanning(clip.shape[0]))) ** 2
+    bins = np.fft.rfftfreq(clip.shape[0], 1.0 / rate)
+    near = np.zeros_like(bins, dtype=bool)
+    for frequency in frequencies:
+        near |= np.abs(bins - frequency) <= width
+    return spectrum[near].sum() / spectrum.sum(), bins[np.argmax(spectrum)]
+
+
+def test_training_on_a_mixture_of_sines_learns_it_and_generates_its_frequencies():
+    rate, frequencies = 4000, (200.0, 500.0)
+    t = np.arange(4 * rate) / rate
+    mixture = sum(0.4 * np.sin(2 * np.pi * f * t) for f in frequencies)
+    corpus = corpus_from_arrays([mixture], rate)
+    config = WaveNetConfig.quick().replace(
+        dilations=(1, 2, 4, 8, 16),
+        residual_channels=16,
+        dilation_channels=16,
+        skip_channels=32,
+        learning_rate=3e-3,
+    )
+    keras.utils.set_random_seed(0)
+    model = build_wavenet(config)
+    dataset = crop_dataset(corpus, model.receptive_field, 256, batch_size=8, seed=0)
+    first_batch = next(iter(dataset))
+    start_loss = float(model.compute_loss(y=first_batch[1], y_pred=model(first_batch[0])))
+    assert start_loss == pytest.approx(np.log(256), rel=0.1)  # untrained: about uniform
+    model.fit(dataset, epochs=1, steps_per_epoch=90, verbose=0)
+    end_loss = float(model.evaluate(dataset, steps=3, verbose=0))
+    assert end_loss < 0.05 * start_loss
+
+    generated = FastGenerator(model).generate(2000, seed=0, progress=False).audio[0, 400:]
+    # Each training frequency holds a large share of the energy (white noise: ~1.5%).
+    for frequency in frequencies:
+        assert _spectrum_share_near(generated, rate, [frequency])[0] > 0.25
+    strongest = _spectrum_share_near(generated, rate, frequencies)[1]
+    assert min(abs(strongest - f) for f in frequencies) <= 15.0
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 1600)
+    assert _spectrum_share_near(noise, rate, frequencies)[0] < 0.1  # the check can fail
+
+
+# ----------------------------------------------------------------------------- distribution
+
+
+def _one_step_batches(with_labels):
+    rate = 4000
+    clip = 0.5 * np.sin(2 * np.pi * 300 * np.arange(rate) / rate)
+    corpus = corpus_from_arrays([clip, clip[::-1]], rate, labels=[0, 1])
+    return crop_dataset(corpus, 17, 64, batch_size=4, seed=0, with_labels=with_labels)
+
+
+def _small_config():
+    return WaveNetConfig.quick().replace(
+        dilations=(1, 2, 4, 8), residual_channels=8, dilation_channels=8, skip_channels=16
+    )
+
+
+def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = build_wavenet(_small_config(), num_classes=2)
+    before = [weight.copy() for weight in model.get_weights()]
+    history = model.fit(_one_step_batches(True), epochs=1, steps_per_epoch=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert int(model.optimizer.iterations.numpy()) == 1
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_one_training_step_with_jit_compile():
+    model = build_wavenet(_small_config(), jit_compile=True)
+    before = [weight.copy() for weight in model.get_weights()]
+    history = model.fit(_one_step_batches(False), epochs=1, steps_per_epoch=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights(), strict=True))
+
+
+class _Disconnect(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise ConnectionAbortedError("runtime disconnected")
+
+
+def test_fit_with_the_resume_callback_continues_after_a_disconnect(tmp_path):
+    from course_lib import training
+
+    with pytest.raises(ConnectionAbortedError):
+        build_wavenet(_small_config()).fit(
+            _one_step_batches(False),
+            epochs=4,
+            steps_per_epoch=2,
+            verbose=0,
+            callbacks=[training.resume_callback(tmp_path), _Disconnect()],
+        )
+    restarted = build_wavenet(_small_config())
+    epochs = []
+    restarted.fit(
+        _one_step_batches(False),
+        epochs=4,
+        steps_per_epoch=2,
+        verbose=0,
+        callbacks=[
+            training.resume_callback(tmp_path),
+            keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch)),
+        ],
+    )
+    assert epochs == [2, 3]
+    assert int(restarted.optimizer.iterations.numpy()) == 8

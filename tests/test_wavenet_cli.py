@@ -1,0 +1,220 @@
+"""python -m course_lib.wavenet: train, resume and generate on a tiny config; clear errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+
+from course_lib import audio, data
+from course_lib.wavenet.__main__ import main
+
+
+def _tone(frequency, rate, seconds=0.5):
+    return 0.5 * np.sin(2 * np.pi * frequency * np.arange(int(rate * seconds)) / rate)
+
+
+@pytest.fixture
+def word_folder(tmp_path):
+    """Two labels in the Speech Commands layout, at two sample rates."""
+    folder = tmp_path / "words"
+    for label, frequency in (("low", 220.0), ("high", 880.0)):
+        (folder / label).mkdir(parents=True)
+        soundfile.write(folder / label / "a.wav", _tone(frequency, 8000), 8000)
+        soundfile.write(folder / label / "b.wav", _tone(frequency * 1.05, 16000), 16000)
+    return folder
+
+
+def _steps_in(logdir):
+    model = keras.saving.load_model(logdir / "model.keras")
+    return int(model.optimizer.iterations.numpy())
+
+
+def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_path, capsys):
+    logdir = tmp_path / "logdir"
+    common = ["train", "--data-dir", str(word_folder), "--logdir", str(logdir), "--quick"]
+    assert main([*common, "--steps", "4", "--checkpoint-every", "2", "--batch-size", "2"]) == 0
+    first = capsys.readouterr().out
+    assert "4 clips" in first and "step 2:" in first and "step 4:" in first
+    saved = json.loads((logdir / "wavenet_config.json").read_text())
+    assert saved["label_names"] == ["high", "low"]
+    assert saved["config"]["batch_size"] == 2 and saved["config"]["sample_rate"] == 4000
+    assert _steps_in(logdir) == 4
+
+    assert main([*common, "--steps", "6", "--checkpoint-every", "2"]) == 0
+    second = capsys.readouterr().out
+    assert "resuming from step 4" in second
+    assert "step 6:" in second and "step 2:" not in second  # continues, does not restart
+    assert _steps_in(logdir) == 6
+
+    other = tmp_path / "other_logdir"
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(word_folder),
+                "--logdir",
+                str(other),
+                "--restore-from",
+                str(logdir),
+                "--steps",
+                "7",
+            ]
+        )
+        == 0
+    )
+    assert "resuming from step 6" in capsys.readouterr().out
+    assert _steps_in(other) == 7
+
+    out_path = tmp_path / "generated.wav"
+    seed_path = word_folder / "low" / "a.wav"
+    assert (
+        main(
+            [
+                "generate",
+                "--logdir",
+                str(logdir),
+                "--samples",
+                "300",
+                "--wav-out-path",
+                str(out_path),
+                "--label",
+                "low",
+                "--seed",
+                "3",
+                "--seed-wav",
+                str(seed_path),
+                "--temperature",
+                "0.9",
+            ]
+        )
+        == 0
+    )
+    assert "wrote 1 x 300 samples" in capsys.readouterr().out
+    samples, rate = soundfile.read(out_path)
+    assert samples.shape == (300,) and rate == 4000
+
+    assert (
+        main(
+            [
+                "generate",
+                "--logdir",
+                str(logdir),
+                "--samples",
+                "10",
+                "--wav-out-path",
+                str(out_path),
+                "--label",
+                "maybe",
+            ]
+        )
+        == 2
+    )
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == ["error: unknown label 'maybe'; this model knows: high, low."]
+
+
+def test_train_on_a_converted_dataset(tmp_path, capsys):
+    rate, clip_samples = 4000, 1000
+    examples = [
+        data.serialize_example(
+            audio.to_pcm16(_tone(300.0 + 100 * label, rate, 0.25)), rate, label, "ab"[label]
+        )
+        for label in (0, 1, 0, 1)
+    ]
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    data.write_shard(converted / data.shard_name("train", 0, 1), examples)
+    data.write_manifest(
+        converted,
+        data.Manifest(rate, clip_samples, ["a", "b"], {"train": {"examples": 4, "shards": 1}}),
+    )
+    logdir = tmp_path / "logdir"
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(converted),
+                "--logdir",
+                str(logdir),
+                "--quick",
+                "--steps",
+                "2",
+                "--checkpoint-every",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert "converted dataset" in capsys.readouterr().out
+    saved = json.loads((logdir / "wavenet_config.json").read_text())
+    assert saved["label_names"] == ["a", "b"] and saved["config"]["sample_rate"] == rate
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(converted),
+                "--logdir",
+                str(tmp_path / "x"),
+                "--sample-rate",
+                "8000",
+            ]
+        )
+        == 2
+    )
+    assert "converted at 4000 Hz" in capsys.readouterr().err
+
+
+def _run_cli(*arguments):
+    environment = {**os.environ, "COURSE_MODE": "quick"}
+    return subprocess.run(
+        [sys.executable, "-m", "course_lib.wavenet", *arguments],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+
+
+def test_a_folder_without_usable_audio_gives_one_error_line_and_exit_2(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not audio")
+    (empty / "broken.wav").write_bytes(b"RIFF0000WAVEnot really")
+    result = _run_cli("train", "--data-dir", str(empty), "--logdir", str(tmp_path / "logs"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no usable audio in ")
+    assert "broken.wav" in lines[0]
+    assert result.stdout == ""
+    assert not (tmp_path / "logs").exists()
+
+
+def test_other_mistakes_give_one_error_line(tmp_path, capsys):
+    assert (
+        main(["train", "--data-dir", str(tmp_path / "missing"), "--logdir", str(tmp_path / "logs")])
+        == 2
+    )
+    assert capsys.readouterr().err.startswith("error: --data-dir")
+    assert (
+        main(
+            [
+                "generate",
+                "--logdir",
+                str(tmp_path),
+                "--samples",
+                "5",
+                "--wav-out-path",
+                str(tmp_path / "x.wav"),
+            ]
+        )
+        == 2
+    )
+    assert "run `python -m course_lib.wavenet train` first" in capsys.readouterr().err

@@ -50,9 +50,11 @@ def main() -> None:
         speeds: dict[str, list[float]] = {"per-file WAV": [], "TFRecord shards": []}
         for _ in range(args.rounds):  # alternate, so machine noise hits both alike
             speeds["per-file WAV"].append(
-                throughput.clips_per_second(per_file, max_batches=args.batches))
+                throughput.clips_per_second(per_file, max_batches=args.batches)
+            )
             speeds["TFRecord shards"].append(
-                throughput.clips_per_second(ours, max_batches=args.batches))
+                throughput.clips_per_second(ours, max_batches=args.batches)
+            )
     for name, values in speeds.items():
         print(f"{name:>16}: median {np.median(values):8.0f} clips/s  ({np.round(values)})")
     ratio = np.median(speeds["TFRecord shards"]) / np.median(speeds["per-file WAV"])

@@ -143,8 +143,9 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(path, np.clip(np.asarray(samples, np.float32), -1, 1), sample_rate,
-                    subtype="PCM_16")
+    soundfile.write(
+        path, np.clip(np.asarray(samples, np.float32), -1, 1), sample_rate, subtype="PCM_16"
+    )
     return path
 
 

@@ -41,20 +41,27 @@ def log_mel_spectrogram(
     hop_length = max(1, round(hop_seconds * sample_rate))
     n_fft = 1 << int(np.ceil(np.log2(4 * hop_length)))
     mel = librosa.feature.melspectrogram(
-        y=samples, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
+        y=samples,
+        sr=sample_rate,
+        n_fft=n_fft,
+        hop_length=hop_length,
         n_mels=min(n_mels, n_fft // 4),
     )
     return librosa.power_to_db(mel, ref=1.0, top_db=80.0)
 
 
-def spectrogram(samples: np.ndarray, sample_rate: int, title: str = "", ax=None,
-                n_mels: int = 64):
+def spectrogram(samples: np.ndarray, sample_rate: int, title: str = "", ax=None, n_mels: int = 64):
     """Plot a log-mel spectrogram of a clip, time in seconds on x, mel bins on y."""
     image = log_mel_spectrogram(samples, sample_rate, n_mels=n_mels)
     ax = _axes(ax)
     duration = np.asarray(samples).reshape(-1).shape[0] / sample_rate
-    ax.imshow(image, origin="lower", aspect="auto", cmap="magma",
-              extent=(0.0, duration, 0, image.shape[0]))
+    ax.imshow(
+        image,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0.0, duration, 0, image.shape[0]),
+    )
     ax.set(xlabel="time (s)", ylabel="mel bin", title=title)
     return ax
 
@@ -69,8 +76,13 @@ def class_histogram(counts: Mapping[str, int], title: str = "examples per class"
     return ax
 
 
-def training_curves(history: Mapping[str, Sequence[float]], keys: Sequence[str] | None = None,
-                    title: str = "training", ax=None, log_scale: bool = False):
+def training_curves(
+    history: Mapping[str, Sequence[float]],
+    keys: Sequence[str] | None = None,
+    title: str = "training",
+    ax=None,
+    log_scale: bool = False,
+):
     """Plot per-epoch metrics from ``model.fit(...).history`` (or any name -> values map)."""
     ax = _axes(ax, figsize=(6, 3))
     for key in keys or list(history):
@@ -83,16 +95,20 @@ def training_curves(history: Mapping[str, Sequence[float]], keys: Sequence[str] 
     return ax
 
 
-def clip_grid(clips: Sequence[np.ndarray], sample_rate: int, titles: Sequence[str] | None = None,
-              kind: str = "spectrogram", columns: int = 4):
+def clip_grid(
+    clips: Sequence[np.ndarray],
+    sample_rate: int,
+    titles: Sequence[str] | None = None,
+    kind: str = "spectrogram",
+    columns: int = 4,
+):
     """A figure with one waveform or spectrogram panel per clip; returns the figure."""
     import matplotlib.pyplot as plt
 
     if kind not in ("spectrogram", "waveform"):
         raise ValueError(f"kind must be 'spectrogram' or 'waveform', not {kind!r}.")
     rows = max(1, int(np.ceil(len(clips) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows),
-                                squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
     draw = spectrogram if kind == "spectrogram" else waveform
     for index, ax in enumerate(axes.flat):
         if index >= len(clips):

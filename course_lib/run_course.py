@@ -39,8 +39,9 @@ class NotebookRun:
         return not self.error
 
 
-def execute_notebook(notebook: Path, out: Path, mode: str = "quick",
-                     cell_timeout: int = 900) -> NotebookRun:
+def execute_notebook(
+    notebook: Path, out: Path, mode: str = "quick", cell_timeout: int = 900
+) -> NotebookRun:
     """Execute ``notebook`` in a fresh kernel and write its HTML copy and WAVs under ``out``.
 
     A failing cell does not stop the run: the HTML shows the error, and
@@ -60,7 +61,9 @@ def execute_notebook(notebook: Path, out: Path, mode: str = "quick",
     os.environ.update(environment)
     document = nbformat.read(notebook, as_version=4)
     client = nbclient.NotebookClient(
-        document, timeout=cell_timeout, kernel_name="python3",
+        document,
+        timeout=cell_timeout,
+        kernel_name="python3",
         resources={"metadata": {"path": str(notebook.parent)}},
     )
     start = time.perf_counter()
@@ -88,12 +91,15 @@ def write_index(runs: Sequence[NotebookRun], out: Path) -> Path:
     sections = []
     for run in runs:
         status = "ran" if run.ok else f"FAILED: {html.escape(run.error)}"
-        players = "\n".join(
-            f'<figure><figcaption>{html.escape(wav.relative_to(out).as_posix())}</figcaption>'
-            f'<audio controls preload="metadata" '
-            f'src="{html.escape(wav.relative_to(out).as_posix())}"></audio></figure>'
-            for wav in run.wavs
-        ) or "<p>No audio written.</p>"
+        players = (
+            "\n".join(
+                f"<figure><figcaption>{html.escape(wav.relative_to(out).as_posix())}</figcaption>"
+                f'<audio controls preload="metadata" '
+                f'src="{html.escape(wav.relative_to(out).as_posix())}"></audio></figure>'
+                for wav in run.wavs
+            )
+            or "<p>No audio written.</p>"
+        )
         sections.append(
             f'<section><h2><a href="{html.escape(run.html.name)}">'
             f"{html.escape(run.notebook.stem)}</a></h2>"
@@ -116,10 +122,14 @@ def write_index(runs: Sequence[NotebookRun], out: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.run_course", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to run (default: all in notebooks/)")
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.run_course",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="notebooks to run (default: all in notebooks/)"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs"))
     parser.add_argument("--mode", choices=("quick", "full"), default="quick")
     args = parser.parse_args(argv)

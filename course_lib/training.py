@@ -33,8 +33,7 @@ def resume_callback(folder: str | Path) -> keras.callbacks.Callback:
     """
     folder = Path(folder) / "backup"
     folder.mkdir(parents=True, exist_ok=True)
-    return keras.callbacks.BackupAndRestore(str(folder), save_freq="epoch",
-                                            delete_checkpoint=False)
+    return keras.callbacks.BackupAndRestore(str(folder), save_freq="epoch", delete_checkpoint=False)
 
 
 class StopOnNaN(keras.callbacks.Callback):
@@ -119,8 +118,9 @@ class AudioSamplesAtEpochEnd(keras.callbacks.Callback):
             from course_lib import audio
 
             for index, clip in enumerate(clips):
-                audio.write_wav(self.folder / f"epoch_{epoch + 1:03d}_{index}.wav", clip,
-                                self.sample_rate)
+                audio.write_wav(
+                    self.folder / f"epoch_{epoch + 1:03d}_{index}.wav", clip, self.sample_rate
+                )
         if self.show and _in_ipython():
             from IPython.display import display
 

@@ -79,6 +79,7 @@ def test_mu_law_matches_numpy_reference_and_round_trips():
     np.testing.assert_array_equal(classes, reference_classes)
     assert classes.min() == 0 and classes.max() == 255
     decoded = np.asarray(audio.mu_law_decode(classes))
+
     # Rounding moves the companded value by at most half a class (1 / mu); the error in x
     # is at most the inverse map's growth over that half step.
     def inverse(y):

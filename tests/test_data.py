@@ -19,8 +19,14 @@ def _write_dataset(folder, clips_per_split=(("train", 10), ("test", 3)), shards=
         written[split] = (clips, labels)
         for shard in range(shards):
             examples = [
-                data.serialize_example(audio.to_pcm16(clips[i]), RATE, int(labels[i]),
-                                       "abc"[labels[i]], speaker=f"s{i}", source=f"{split}/{i}.wav")
+                data.serialize_example(
+                    audio.to_pcm16(clips[i]),
+                    RATE,
+                    int(labels[i]),
+                    "abc"[labels[i]],
+                    speaker=f"s{i}",
+                    source=f"{split}/{i}.wav",
+                )
                 for i in range(shard, count, shards)
             ]
             data.write_shard(folder / data.shard_name(split, shard, shards), examples)
@@ -103,8 +109,15 @@ def test_background_noise_is_added_within_gain(tmp_path):
     audio.write_wav(tmp_path / data.NOISE_FOLDER / "white.wav", noise, RATE)
     bank = data.load_noise_bank(tmp_path)
     assert bank.shape == (3, RATE)
-    dataset = data.load_split(tmp_path, "train", batch_size=10, shuffle=False, noise_bank=bank,
-                              noise_probability=1.0, max_noise_gain=0.2)
+    dataset = data.load_split(
+        tmp_path,
+        "train",
+        batch_size=10,
+        shuffle=False,
+        noise_bank=bank,
+        noise_probability=1.0,
+        max_noise_gain=0.2,
+    )
     noisy = next(iter(dataset))[0].numpy()[..., 0]
     clean, _ = data.read_arrays(tmp_path, "train")
     difference = noisy - clean

@@ -20,8 +20,11 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_committed_without_outputs(path):
-    dirty = [i for i, cell in enumerate(_cells(path))
-             if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
+    dirty = [
+        i
+        for i, cell in enumerate(_cells(path))
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count)
+    ]
     assert not dirty, f"{path.name}: cells {dirty} hold outputs; clear them before committing"
 
 

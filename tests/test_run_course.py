@@ -9,19 +9,25 @@ from course_lib import audio, run_course
 def _notebook(path, cells):
     document = nbformat.v4.new_notebook()
     document.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    document.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
+    document.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(document, path)
     return path
 
 
 def test_runs_notebooks_and_indexes_their_audio(tmp_path):
-    good = _notebook(tmp_path / "01_tone.ipynb", [
-        "import numpy as np\nfrom course_lib import audio, config",
-        "tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(4000) / 4000)\n"
-        "audio.write_wav(config.outputs_dir() / 'tone.wav', tone, 4000)\n"
-        "print(config.mode())",
-    ])
+    good = _notebook(
+        tmp_path / "01_tone.ipynb",
+        [
+            "import numpy as np\nfrom course_lib import audio, config",
+            "tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(4000) / 4000)\n"
+            "audio.write_wav(config.outputs_dir() / 'tone.wav', tone, 4000)\n"
+            "print(config.mode())",
+        ],
+    )
     bad = _notebook(tmp_path / "02_broken.ipynb", ["raise RuntimeError('cell failed on purpose')"])
     out = tmp_path / "outputs"
     code = run_course.main([str(good), str(bad), "--out", str(out)])

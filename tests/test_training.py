@@ -36,8 +36,14 @@ def test_training_resumes_at_the_epoch_reached_with_its_weights(tmp_path):
     keras.utils.set_random_seed(0)
     model = _regression_model()
     with pytest.raises(ConnectionAbortedError):
-        model.fit(x, y, epochs=6, verbose=0, shuffle=False,
-                  callbacks=[training.resume_callback(tmp_path), _Disconnect(at_epoch=2)])
+        model.fit(
+            x,
+            y,
+            epochs=6,
+            verbose=0,
+            shuffle=False,
+            callbacks=[training.resume_callback(tmp_path), _Disconnect(at_epoch=2)],
+        )
     weights_at_disconnect = [w.copy() for w in model.get_weights()]
 
     keras.utils.set_random_seed(1)  # a fresh runtime: different initial weights
@@ -47,10 +53,18 @@ def test_training_resumes_at_the_epoch_reached_with_its_weights(tmp_path):
     # Checks the restored weights before any further training step.
     restored = []
     first_batch = keras.callbacks.LambdaCallback(
-        on_train_batch_begin=lambda b, logs: restored.append(
-            [w.copy() for w in restarted.get_weights()]) if not restored else None)
-    restarted.fit(x, y, epochs=6, verbose=0, shuffle=False,
-                  callbacks=[training.resume_callback(tmp_path), first_batch, epochs_seen])
+        on_train_batch_begin=lambda b, logs: (
+            restored.append([w.copy() for w in restarted.get_weights()]) if not restored else None
+        )
+    )
+    restarted.fit(
+        x,
+        y,
+        epochs=6,
+        verbose=0,
+        shuffle=False,
+        callbacks=[training.resume_callback(tmp_path), first_batch, epochs_seen],
+    )
     assert seen == [3, 4, 5]
     for before, after in zip(weights_at_disconnect, restored[0], strict=True):
         np.testing.assert_allclose(before, after)
@@ -61,14 +75,19 @@ def test_stop_on_nan_stops_with_a_clear_message(capsys):
     y[5] = np.nan
     model = _regression_model()
     stopper = training.StopOnNaN()
-    history = model.fit(x, y, epochs=5, batch_size=8, verbose=0, shuffle=False,
-                        callbacks=[stopper])
+    history = model.fit(x, y, epochs=5, batch_size=8, verbose=0, shuffle=False, callbacks=[stopper])
     assert stopper.stopped_at == (0, 0)
     assert len(history.history["loss"]) == 1
     assert "Lower the learning rate" in capsys.readouterr().out
     with pytest.raises(FloatingPointError, match="became nan"):
-        model.fit(x, y, epochs=1, batch_size=8, verbose=0,
-                  callbacks=[training.StopOnNaN(raise_error=True)])
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            batch_size=8,
+            verbose=0,
+            callbacks=[training.StopOnNaN(raise_error=True)],
+        )
 
 
 def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
@@ -79,12 +98,13 @@ def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
         t = np.arange(rate // 10) / rate
         return np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 880 * t)])[..., None]
 
-    callback = training.AudioSamplesAtEpochEnd(generate, rate, folder=tmp_path, every=2,
-                                               show=False)
+    callback = training.AudioSamplesAtEpochEnd(generate, rate, folder=tmp_path, every=2, show=False)
     _regression_model().fit(x, y, epochs=5, verbose=0, callbacks=[callback])
     assert [epoch for epoch, _ in callback.history] == [1, 3, 4]
-    assert sorted(p.name for p in tmp_path.glob("*.wav"))[:2] == ["epoch_002_0.wav",
-                                                                  "epoch_002_1.wav"]
+    assert sorted(p.name for p in tmp_path.glob("*.wav"))[:2] == [
+        "epoch_002_0.wav",
+        "epoch_002_1.wav",
+    ]
     samples, read_rate = audio.load_audio(tmp_path / "epoch_005_1.wav")
     assert read_rate == rate and np.argmax(np.abs(np.fft.rfft(samples))) == 88
     with pytest.raises(ValueError, match="every"):

@@ -308,6 +308,11 @@ def load_split(
             return audio, labels
 
         dataset = dataset.map(augment)
+    if not repeat:
+        # Known length: Keras shows epoch progress and does not warn about running out.
+        examples = int(manifest.splits.get(split, {}).get("examples", 0))
+        batch_count = examples // batch_size if drop_remainder else -(-examples // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batch_count))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

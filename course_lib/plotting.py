@@ -118,3 +118,63 @@ def clip_grid(
         ax.label_outer()
     figure.tight_layout()
     return figure
+
+
+def confusion_matrix(
+    counts: np.ndarray, labels: Sequence[str], title: str = "confusion matrix", ax=None
+):
+    """Plot ``[classes, classes]`` counts (row = true class, column = prediction), each row
+    normalized to fractions, with the count written in every non-empty cell."""
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape != (len(labels), len(labels)):
+        raise ValueError(
+            f"counts must be [{len(labels)}, {len(labels)}] for {len(labels)} labels, "
+            f"got {counts.shape}."
+        )
+    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax = _axes(ax, figsize=(0.5 * len(labels) + 2, 0.5 * len(labels) + 1.5))
+    ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(counts):
+        if count:
+            color = "white" if fractions[row, column] > 0.5 else "black"
+            ax.text(column, row, str(count), ha="center", va="center", fontsize=8, color=color)
+    ticks = np.arange(len(labels))
+    ax.set_xticks(ticks, labels, rotation=90)
+    ax.set_yticks(ticks, labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return ax
+
+
+def metric_sweeps(
+    sweeps: Mapping[str, Mapping[float, Mapping[str, float]]],
+    metrics: Sequence[str] = ("FID", "IS"),
+    reference: Mapping[str, float] | None = None,
+):
+    """One panel per (metric, sweep): how a score moves as one kind of damage grows.
+
+    Args:
+        sweeps: sweep name (the x-axis label) -> x value -> metric name -> value
+            (a ``course_lib.metrics.Score`` works as a value).
+        metrics: which metric names to plot, one row each.
+        reference: optional metric name -> value drawn as a dashed line (e.g. the score
+            of clean real data).
+
+    Returns:
+        The figure.
+    """
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(
+        len(metrics), len(sweeps), figsize=(3.6 * len(sweeps), 2.6 * len(metrics)), squeeze=False
+    )
+    for column, (name, sweep) in enumerate(sweeps.items()):
+        xs = list(sweep)
+        for row, metric in enumerate(metrics):
+            ax = axes[row, column]
+            ax.plot(xs, [float(sweep[x][metric]) for x in xs], marker="o")
+            if reference and metric in reference:
+                ax.axhline(float(reference[metric]), linestyle="--", color="grey", label="clean")
+                ax.legend(fontsize=8)
+            ax.set(xlabel=name, ylabel=metric)
+    figure.tight_layout()
+    return figure

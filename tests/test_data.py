@@ -50,6 +50,16 @@ def test_round_trip_through_load_split(tmp_path):
     assert np.abs(audio_read).max() <= 1.0
 
 
+@pytest.mark.parametrize(("drop_remainder", "batches"), [(False, 3), (True, 2)])
+def test_a_finite_split_knows_its_number_of_batches(tmp_path, drop_remainder, batches):
+    _write_dataset(tmp_path)
+    dataset = data.load_split(tmp_path, "train", batch_size=4, drop_remainder=drop_remainder)
+    assert int(dataset.cardinality()) == batches
+    assert len(list(dataset)) == batches
+    repeated = data.load_split(tmp_path, "train", batch_size=4, repeat=True)
+    assert int(repeated.cardinality()) == tf.data.INFINITE_CARDINALITY
+
+
 def test_shuffled_split_keeps_every_example_once(tmp_path):
     written = _write_dataset(tmp_path)
     arrays = [b[0].numpy()[:, :8, 0] for b in data.load_split(tmp_path, "train", batch_size=3)]

@@ -1,0 +1,409 @@
+"""The judge: a Speech Commands classifier on raw waveforms, used to score generators.
+
+Generated SC09 digits are scored as in WaveGAN (Donahue et al., 2019), DiffWave (Kong et
+al., 2021) and SaShiMi (Goel et al., 2022): a classifier trained on real clips gives
+
+- class probabilities ``p(y | x)`` for the Inception Score, and
+- a penultimate embedding ``f(x)`` for the Fréchet distance (``course_lib.metrics``).
+
+The model takes waveforms ``[batch, samples, 1]`` and computes its own log-mel
+spectrogram with ``tf.signal`` (:class:`LogMelSpectrogram`), so a judge saved as one
+``.keras`` file scores audio without any separate feature code. After the front end come
+``len(widths)`` blocks of two 3x3 convolutions, batch normalization, ReLU and 2x2 max
+pooling, global average pooling, the ``embedding`` layer (dense + ReLU) and the class
+logits.
+
+:func:`load_or_train_judge` returns the judge for a converted dataset, training and
+caching it (on Google Drive when mounted) the first time, so every notebook can run on
+its own.
+
+Used in: 02_judge_and_metrics.ipynb and every notebook that scores generated audio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from course_lib import config, data, training
+
+EMBEDDING_LAYER = "embedding"
+JUDGE_FILE = "judge.keras"
+INFO_FILE = "judge.json"
+# Batch-norm running statistics follow the last ~10 batches: small datasets have few steps.
+BN_MOMENTUM = 0.9
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class LogMelSpectrogram(keras.layers.Layer):
+    """Waveform ``[batch, samples, 1]`` to log-mel spectrogram ``[batch, frames, mels, 1]``.
+
+    With a periodic Hann window ``w`` of ``frame_length`` samples, frames ``hop`` apart
+    and the HTK mel filterbank ``M`` of ``tf.signal.linear_to_mel_weight_matrix``:
+
+        S[t, k] = |sum_n w[n] x[t * hop + n] exp(-2 pi i k n / n_fft)|        (STFT)
+        mel[t, m] = log(sum_k S[t, k] M[k, m] + floor)
+
+    Frames that do not fit are dropped (``frames = 1 + (samples - frame_length) // hop``).
+
+    Args:
+        sample_rate: samples per second of the input.
+        frame_length: window length in samples (25 ms at 16 kHz: 400).
+        frame_step: hop in samples (10 ms at 16 kHz: 160).
+        n_mels: mel bands.
+        fmin: lowest band edge in Hz.
+        floor: added before the log, so silence gives ``log(floor)``, not ``-inf``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        frame_length: int = 400,
+        frame_step: int = 160,
+        n_mels: int = 40,
+        fmin: float = 20.0,
+        floor: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if frame_length < 2 or frame_step < 1 or n_mels < 1:
+            raise ValueError(
+                f"frame_length >= 2, frame_step >= 1 and n_mels >= 1 are required, got "
+                f"{frame_length}, {frame_step} and {n_mels}."
+            )
+        self.sample_rate = int(sample_rate)
+        self.frame_length = int(frame_length)
+        self.frame_step = int(frame_step)
+        self.n_mels = int(n_mels)
+        self.fmin = float(fmin)
+        self.floor = float(floor)
+        self.fft_length = 1 << (self.frame_length - 1).bit_length()
+        self.mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+            num_mel_bins=self.n_mels,
+            num_spectrogram_bins=self.fft_length // 2 + 1,
+            sample_rate=self.sample_rate,
+            lower_edge_hertz=self.fmin,
+            upper_edge_hertz=self.sample_rate / 2,
+        )
+
+    def call(self, waveforms):
+        signals = tf.squeeze(tf.cast(waveforms, tf.float32), axis=-1)  # [b, n, 1] -> [b, n]
+        stft = tf.signal.stft(
+            signals,
+            self.frame_length,
+            self.frame_step,
+            self.fft_length,
+            window_fn=tf.signal.hann_window,
+        )
+        mel = tf.tensordot(tf.abs(stft), self.mel_matrix, axes=1)  # [b, frames, mels]
+        return tf.math.log(mel + self.floor)[..., None]
+
+    def compute_output_shape(self, input_shape):
+        samples = input_shape[1]
+        frames = None if samples is None else 1 + (samples - self.frame_length) // self.frame_step
+        return (input_shape[0], frames, self.n_mels, 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "sample_rate": self.sample_rate,
+            "frame_length": self.frame_length,
+            "frame_step": self.frame_step,
+            "n_mels": self.n_mels,
+            "fmin": self.fmin,
+            "floor": self.floor,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeConfig(config.Presets):
+    """Settings of the judge (``JudgeConfig.for_mode()``).
+
+    Full: the ten SC09 digits of Speech Commands at 16 kHz (31,158 training clips), four
+    convolution blocks; on a Colab T4 an epoch takes roughly 30 s, so 30 epochs about
+    15 minutes (an estimate). Quick: the same digits from the spoken-word fixture, three
+    narrow blocks, a minute on two CPU cores.
+    """
+
+    # data
+    words: str = "sc09"
+    sample_rate: int = 16000
+    # front end (25 ms windows, 10 ms hop at 16 kHz)
+    frame_seconds: float = 0.025
+    hop_seconds: float = 0.010
+    n_mels: int = 40
+    # network
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    embedding_dim: int = 128
+    dropout: float = 0.3
+    # training
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    time_shift_seconds: float = 0.1
+    noise_probability: float = 0.5
+    max_noise_gain: float = 0.1
+    seed: int = 0
+    # scoring: Inception Score splits (10 in the papers; the quick test set has 50 clips)
+    score_splits: int = 10
+
+    @classmethod
+    def quick(cls) -> JudgeConfig:
+        return cls(widths=(16, 32, 64), embedding_dim=64, epochs=25, batch_size=32, score_splits=1)
+
+    def tag(self) -> str:
+        """A short hash of every setting: a changed config never loads a stale judge."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def build_judge_model(
+    clip_samples: int, num_classes: int, cfg: JudgeConfig | None = None
+) -> keras.Model:
+    """The classifier: waveform ``[batch, clip_samples, 1]`` to logits ``[batch, classes]``.
+
+    The penultimate layer is named ``"embedding"`` (``[batch, cfg.embedding_dim]``).
+    """
+    cfg = cfg or JudgeConfig.for_mode()
+    if clip_samples < 1 or num_classes < 2:
+        raise ValueError(
+            f"need clip_samples >= 1 and at least 2 classes, got {clip_samples} and {num_classes}."
+        )
+    waveforms = keras.Input((clip_samples, 1), name="waveform")
+    x = LogMelSpectrogram(
+        cfg.sample_rate,
+        frame_length=round(cfg.frame_seconds * cfg.sample_rate),
+        frame_step=round(cfg.hop_seconds * cfg.sample_rate),
+        n_mels=cfg.n_mels,
+        name="log_mel",
+    )(waveforms)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="input_norm")(x)
+    for block, width in enumerate(cfg.widths):
+        for conv in range(2):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.ReLU(name=f"block{block}_relu{conv}")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(cfg.embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(waveforms, logits, name="judge")
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A judge's predictions on a labelled split.
+
+    Attributes:
+        accuracy: fraction of clips classified correctly.
+        confusion: ``[classes, classes]`` counts, row = true class, column = prediction.
+        true: ``[n]`` labels; predicted: ``[n]`` predictions; labels: class names.
+    """
+
+    accuracy: float
+    confusion: np.ndarray
+    true: np.ndarray
+    predicted: np.ndarray
+    labels: list[str]
+
+    def misclassified(self) -> np.ndarray:
+        """Indices of the clips the judge got wrong."""
+        return np.flatnonzero(self.true != self.predicted)
+
+
+class Judge:
+    """A trained classifier with the views the metrics need.
+
+    Args:
+        model: waveform-to-logits model from :func:`build_judge_model`.
+        labels: class names, in label order.
+        sample_rate: the rate of the audio it was trained on.
+        history: per-epoch training metrics (``fit().history``), for plots.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        labels: Sequence[str],
+        sample_rate: int,
+        history: dict[str, list[float]] | None = None,
+    ):
+        self.model = model
+        self.labels = list(labels)
+        self.sample_rate = int(sample_rate)
+        self.clip_samples = int(model.input_shape[1])
+        self.history = history or {}
+        self._embedder = keras.Model(model.input, model.get_layer(EMBEDDING_LAYER).output)
+
+    def __repr__(self) -> str:
+        return (
+            f"Judge({len(self.labels)} classes, {self.clip_samples} samples at "
+            f"{self.sample_rate} Hz, {self.model.count_params():,} parameters)"
+        )
+
+    def embed(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Penultimate features ``f(x)``: ``[n, samples]`` or ``[n, samples, 1]`` to ``[n, d]``."""
+        return self._embedder.predict(self._check(audio), batch_size=batch_size, verbose=0)
+
+    def predict_proba(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``p(y | x)`` ``[n, classes]`` (softmax of the logits)."""
+        logits = self.model.predict(self._check(audio), batch_size=batch_size, verbose=0)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+    def predict_labels(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The most likely class per clip, ``[n]`` ints."""
+        return np.argmax(self.predict_proba(audio, batch_size), axis=-1)
+
+    def evaluate(self, folder: str | Path, split: str = "test") -> Evaluation:
+        """Accuracy and confusion matrix on a split of a converted dataset."""
+        audio, true = data.read_arrays(folder, split)
+        if len(true) == 0:
+            raise ValueError(f"{folder} has no {split!r} clips to evaluate on.")
+        predicted = self.predict_labels(audio)
+        classes = len(self.labels)
+        confusion = np.zeros((classes, classes), np.int64)
+        np.add.at(confusion, (true, predicted), 1)
+        accuracy = float(np.mean(true == predicted))
+        return Evaluation(accuracy, confusion, true, predicted, self.labels)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``judge.keras`` and ``judge.json`` (labels, rate, history) into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {"labels": self.labels, "sample_rate": self.sample_rate, "history": self.history}
+        (folder / INFO_FILE).write_text(json.dumps(info, indent=1))
+        partial = folder / "judge.partial.keras"  # renamed when complete
+        self.model.save(partial)
+        os.replace(partial, folder / JUDGE_FILE)
+        return folder / JUDGE_FILE
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Judge:
+        """The judge saved by :meth:`save`."""
+        folder = Path(folder)
+        if not (folder / JUDGE_FILE).is_file():
+            raise FileNotFoundError(f"{folder} holds no {JUDGE_FILE}; train a judge first.")
+        info = json.loads((folder / INFO_FILE).read_text())
+        model = keras.saving.load_model(folder / JUDGE_FILE, compile=False)
+        return cls(model, info["labels"], info["sample_rate"], info.get("history"))
+
+    def _check(self, audio: np.ndarray) -> np.ndarray:
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim == 2:
+            audio = audio[..., None]
+        if audio.ndim != 3 or audio.shape[1:] != (self.clip_samples, 1):
+            raise ValueError(
+                f"the judge takes clips of {self.clip_samples} samples at {self.sample_rate} Hz "
+                f"shaped [n, {self.clip_samples}] or [n, {self.clip_samples}, 1], got "
+                f"{audio.shape}; resample or pad them first (course_lib.audio)."
+            )
+        if not np.all(np.isfinite(audio)):
+            bad = int(np.sum(~np.all(np.isfinite(audio), axis=(1, 2))))
+            raise ValueError(f"{bad} of {len(audio)} clips contain NaN or infinite samples.")
+        return audio
+
+
+def train_judge(
+    folder: str | Path,
+    cfg: JudgeConfig | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    backup_dir: str | Path | None = None,
+    steps_per_epoch: int | None = None,
+    verbose: int | str = "auto",
+) -> Judge:
+    """Train a judge on a converted dataset's train split, validating on ``validation``.
+
+    Augmentation: random time shifts of up to ``cfg.time_shift_seconds`` and, when the
+    dataset has background noise, noise mixed into ``cfg.noise_probability`` of the
+    clips. The model is built in ``strategy``'s scope (default ``config.strategy()``).
+
+    Args:
+        folder: the converted dataset (``course_lib.data`` layout).
+        cfg: settings (default: the preset for the current mode).
+        strategy: a ``tf.distribute`` strategy.
+        backup_dir: if given, training state is backed up there every epoch and a rerun
+            after a disconnect continues from the last epoch.
+        steps_per_epoch: limit each epoch (tests).
+        verbose: passed to ``fit``.
+    """
+    cfg = cfg or JudgeConfig.for_mode()
+    manifest = data.read_manifest(folder)
+    if manifest.sample_rate != cfg.sample_rate:
+        raise ValueError(
+            f"{folder} holds {manifest.sample_rate} Hz audio but the judge config expects "
+            f"{cfg.sample_rate} Hz."
+        )
+    config.set_seed(cfg.seed)
+    try:
+        noise_bank = data.load_noise_bank(folder)
+    except FileNotFoundError:
+        noise_bank = None
+    train = data.load_split(
+        folder,
+        "train",
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        time_shift_samples=round(cfg.time_shift_seconds * cfg.sample_rate),
+        noise_bank=noise_bank,
+        noise_probability=cfg.noise_probability,
+        max_noise_gain=cfg.max_noise_gain,
+        cache=True,
+        repeat=steps_per_epoch is not None,
+    )
+    validation = data.load_split(folder, "validation", batch_size=256, shuffle=False, cache=True)
+    strategy = strategy or config.strategy()
+    with strategy.scope():
+        model = build_judge_model(manifest.clip_samples, len(manifest.labels), cfg)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+    callbacks = [training.StopOnNaN()]
+    if backup_dir is not None:
+        callbacks.append(training.resume_callback(backup_dir))
+    history = model.fit(
+        train,
+        validation_data=validation,
+        epochs=cfg.epochs,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=False,  # load_split shuffles
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    history_lists = {key: [float(v) for v in values] for key, values in history.history.items()}
+    return Judge(model, manifest.labels, manifest.sample_rate, history_lists)
+
+
+def load_or_train_judge(
+    folder: str | Path,
+    cfg: JudgeConfig | None = None,
+    cache_dir: str | Path | None = None,
+    verbose: int | str = "auto",
+) -> Judge:
+    """The judge for a converted dataset: loaded from its cache, or trained and cached.
+
+    The cache folder is ``cache_dir`` (default ``config.checkpoint_dir("judge")``, on
+    Google Drive when mounted) / ``<dataset folder name>-<config tag>``, so each dataset
+    and each config has its own judge; an interrupted training continues from its last
+    epoch.
+    """
+    cfg = cfg or JudgeConfig.for_mode()
+    root = Path(cache_dir) if cache_dir is not None else config.checkpoint_dir("judge")
+    folder = Path(folder)
+    cached = root / f"{folder.name}-{cfg.tag()}"
+    if (cached / JUDGE_FILE).is_file():
+        return Judge.load(cached)
+    judge = train_judge(folder, cfg, backup_dir=cached / "backup", verbose=verbose)
+    judge.save(cached)
+    return judge

@@ -1,0 +1,140 @@
+"""course_lib.classifier: the log-mel front end, the judge's views, saving, distribution,
+and learning on the spoken-word fixture (L1) with the metrics on real clips (L2)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from course_lib import classifier, data, degradations, metrics
+from data_prep import prepare
+
+RATE = 16000
+
+
+def numpy_log_mel(signal, layer):
+    """Reference: framed periodic-Hann STFT magnitudes through the same mel matrix."""
+    n = np.arange(layer.frame_length)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / layer.frame_length)
+    frames = 1 + (len(signal) - layer.frame_length) // layer.frame_step
+    starts = np.arange(frames) * layer.frame_step
+    framed = np.stack([signal[start : start + layer.frame_length] for start in starts])
+    spectra = np.abs(np.fft.rfft(window * framed, layer.fft_length, axis=1))
+    return np.log(spectra @ layer.mel_matrix.numpy() + layer.floor)
+
+
+def test_log_mel_layer_matches_a_numpy_reference():
+    layer = classifier.LogMelSpectrogram(RATE, frame_length=400, frame_step=160, n_mels=40)
+    signal = np.random.default_rng(0).uniform(-1, 1, 4000).astype(np.float32)
+    output = layer(signal[None, :, None]).numpy()
+    assert output.shape == (1, 1 + (4000 - 400) // 160, 40, 1)
+    assert layer.compute_output_shape((None, 4000, 1)) == (None, 23, 40, 1)
+    np.testing.assert_allclose(output[0, :, :, 0], numpy_log_mel(signal, layer), atol=2e-3)
+
+
+def test_log_mel_puts_a_tone_in_the_right_band():
+    layer = classifier.LogMelSpectrogram(RATE, n_mels=40)
+    t = np.arange(RATE) / RATE
+    low, high = (np.sin(2 * np.pi * f * t)[None, :, None] for f in (300.0, 5000.0))
+    low_band = int(np.argmax(layer(low).numpy()[0, 10, :, 0]))
+    high_band = int(np.argmax(layer(high).numpy()[0, 10, :, 0]))
+    mel_edges = np.linspace(2595 * np.log10(1 + 20 / 700), 2595 * np.log10(1 + 8000 / 700), 42)
+    centres_hz = 700 * (10 ** (mel_edges[1:-1] / 2595) - 1)
+    assert abs(centres_hz[low_band] - 300) < 60 and abs(centres_hz[high_band] - 5000) < 400
+
+
+def test_judge_views_have_the_documented_shapes_and_check_input():
+    cfg = classifier.JudgeConfig.quick()
+    model = classifier.build_judge_model(RATE, 10, cfg)
+    judge = classifier.Judge(model, [str(i) for i in range(10)], RATE)
+    clips = np.random.default_rng(1).uniform(-0.5, 0.5, (3, RATE)).astype(np.float32)
+    assert judge.embed(clips).shape == (3, cfg.embedding_dim)
+    probabilities = judge.predict_proba(clips[..., None])
+    assert probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(judge.predict_labels(clips), probabilities.argmax(axis=1))
+    with pytest.raises(ValueError, match="clips of 16000 samples at 16000 Hz"):
+        judge.embed(np.zeros((2, 8000)))
+    clips[1, 5] = np.nan
+    with pytest.raises(ValueError, match="1 of 3 clips contain NaN"):
+        judge.predict_proba(clips)
+
+
+def test_saved_judge_reloads_with_identical_outputs(tmp_path):
+    cfg = classifier.JudgeConfig.quick()
+    judge = classifier.Judge(
+        classifier.build_judge_model(RATE, 3, cfg), ["a", "b", "c"], RATE, {"loss": [1.0, 0.5]}
+    )
+    clips = np.random.default_rng(2).uniform(-0.5, 0.5, (4, RATE)).astype(np.float32)
+    judge.save(tmp_path)
+    loaded = classifier.Judge.load(tmp_path)
+    assert loaded.labels == ["a", "b", "c"] and loaded.history == {"loss": [1.0, 0.5]}
+    np.testing.assert_allclose(loaded.embed(clips), judge.embed(clips), atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="train a judge first"):
+        classifier.Judge.load(tmp_path / "empty")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The spoken-word fixture's ten digits at 16 kHz, converted (cached in the data dir)."""
+    return prepare.speech_commands_tfrecords(RATE, "sc09")
+
+
+def test_one_training_step_under_a_mirrored_strategy(digits, two_cpu_strategy):
+    cfg = classifier.JudgeConfig.quick().replace(epochs=1, batch_size=8)
+    judge = classifier.train_judge(
+        digits, cfg, strategy=two_cpu_strategy, steps_per_epoch=1, verbose=0
+    )
+    assert len(judge.history["loss"]) == 1 and np.isfinite(judge.history["loss"][0])
+    # Built in the strategy's scope: each weight is mirrored on both devices.
+    weight = judge.model.trainable_variables[0].value
+    assert isinstance(weight, tf.distribute.DistributedValues)
+    assert len(weight.values) == 2
+    assert judge.predict_proba(np.zeros((2, RATE))).shape == (2, 10)
+
+
+def test_a_rate_mismatch_is_reported(digits):
+    with pytest.raises(ValueError, match="holds 16000 Hz audio but the judge config expects 8000"):
+        classifier.train_judge(digits, classifier.JudgeConfig.quick().replace(sample_rate=8000))
+
+
+@pytest.fixture(scope="module")
+def judge(digits):
+    """The quick judge, trained once and cached where the notebooks look for it."""
+    return classifier.load_or_train_judge(digits, verbose=0)
+
+
+def test_l1_judge_recognises_unseen_speakers(judge, digits):
+    evaluation = judge.evaluate(digits, "test")
+    train_speakers = set(data.read_table(digits, "train")["speaker"])
+    test_speakers = set(data.read_table(digits, "test")["speaker"])
+    assert not train_speakers & test_speakers
+    assert len(evaluation.true) >= 50
+    assert evaluation.accuracy >= 0.9, evaluation.confusion
+    assert evaluation.confusion.sum() == len(evaluation.true)
+    assert np.trace(evaluation.confusion) == round(evaluation.accuracy * len(evaluation.true))
+
+
+def test_load_or_train_reuses_the_cached_judge(judge, digits):
+    again = classifier.load_or_train_judge(digits)
+    clips, _ = data.read_arrays(digits, "test", limit=8)
+    np.testing.assert_allclose(again.embed(clips), judge.embed(clips), atol=1e-5)
+    assert again.history["loss"] == pytest.approx(judge.history["loss"])
+
+
+def test_l2_fid_on_real_clips(judge, digits):
+    train, _ = data.read_arrays(digits, "train")
+    test, _ = data.read_arrays(digits, "test")
+    assert metrics.fid(judge, test, test).value == pytest.approx(0.0, abs=1e-3)
+    forward, backward = metrics.fid(judge, test, train), metrics.fid(judge, train, test)
+    assert forward.value == pytest.approx(backward.value, rel=1e-4)
+    noisy = [
+        metrics.fid(judge, test, degradations.add_noise_at_snr(test, snr, seed=3)).value
+        for snr in (40, 20, 10, 0, -10)
+    ]
+    assert all(later > earlier for earlier, later in itertools.pairwise(noisy)), noisy
+    pure_noise = np.random.default_rng(4).uniform(-0.5, 0.5, test.shape).astype(np.float32)
+    assert forward.value < 0.2 * metrics.fid(judge, test, pure_noise).value
+    inception = metrics.inception_score(judge.predict_proba(test), splits=1)
+    assert inception.value > 5  # ten well-recognised, balanced digits: close to 10

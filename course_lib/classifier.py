@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from course_lib import audio as audio_lib
 from course_lib import config, data, training
 
 EMBEDDING_LAYER = "embedding"
@@ -249,6 +250,30 @@ class Judge:
         return (
             f"Judge({len(self.labels)} classes, {self.clip_samples} samples at "
             f"{self.sample_rate} Hz, {self.model.count_params():,} parameters)"
+        )
+
+    def conform(self, clips: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Clips ``[n, samples]`` at ``sample_rate`` made judgeable: resampled to the
+        judge's rate and zero-padded or cut to its clip length, ``[n, clip_samples]``.
+
+        Generators that work at 4 or 8 kHz, or make shorter clips, are scored this way
+        (band-limited audio scores worse: that is part of what the judge measures).
+        """
+        clips = np.asarray(clips, np.float32)
+        if clips.ndim == 3 and clips.shape[-1] == 1:
+            clips = clips[..., 0]
+        if clips.ndim != 2:
+            raise ValueError(f"clips must be shaped [n, samples], got {clips.shape}.")
+        resampled = [
+            audio_lib.fit_length(
+                audio_lib.resample(clip, sample_rate, self.sample_rate), self.clip_samples
+            )
+            for clip in clips
+        ]
+        return (
+            np.stack(resampled).astype(np.float32)
+            if resampled
+            else np.zeros((0, self.clip_samples), np.float32)
         )
 
     def embed(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -82,13 +82,22 @@ def training_curves(
     title: str = "training",
     ax=None,
     log_scale: bool = False,
+    x: Sequence[float] | None = None,
+    xlabel: str = "epoch",
 ):
-    """Plot per-epoch metrics from ``model.fit(...).history`` (or any name -> values map)."""
+    """Plot per-epoch metrics from ``model.fit(...).history`` (or any name -> values map).
+
+    ``x`` gives the horizontal positions (for example training steps); by default the
+    epochs 1, 2, ...
+    """
     ax = _axes(ax, figsize=(6, 3))
     for key in keys or list(history):
         values = list(history[key])
-        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)
-    ax.set(xlabel="epoch", title=title)
+        positions = list(x) if x is not None else list(range(1, len(values) + 1))
+        if len(positions) != len(values):
+            raise ValueError(f"{key}: {len(values)} values but {len(positions)} x positions.")
+        ax.plot(positions, values, marker="o", markersize=3, label=key)
+    ax.set(xlabel=xlabel, title=title)
     if log_scale:
         ax.set_yscale("log")
     ax.legend()
@@ -178,3 +187,38 @@ def metric_sweeps(
             ax.set(xlabel=name, ylabel=metric)
     figure.tight_layout()
     return figure
+
+
+def receptive_field_diagram(dilations: Sequence[int], kernel_size: int = 2, ax=None):
+    """Draw a stack of causal dilated convolutions and what one output depends on.
+
+    Rows, bottom to top: the input, the causal input convolution (dilation 1), then one
+    row per dilated layer. A node at time ``t`` in a layer with dilation ``d`` reads
+    ``t, t - d, ..., t - (kernel_size - 1) d`` in the row below. Starting from the last
+    output, every node it depends on is drawn dark with its connections; the width of
+    the dark input row is the receptive field, ``(kernel_size - 1)(1 + sum(d)) + 1``.
+    """
+    dilations = [1, *dilations]  # the causal input convolution first
+    field = (kernel_size - 1) * sum(dilations) + 1
+    width = field + 4
+    ax = _axes(ax, figsize=(min(14, 0.25 * width + 2), 0.6 * len(dilations) + 1.5))
+    rows = len(dilations) + 1
+    needed = [set() for _ in range(rows)]
+    needed[-1] = {width - 1}
+    for row in range(rows - 1, 0, -1):
+        dilation = dilations[row - 1]
+        for t in needed[row]:
+            for tap in range(kernel_size):
+                source = t - tap * dilation
+                if source >= 0:
+                    needed[row - 1].add(source)
+                    ax.plot([source, t], [row - 1, row], color="tab:blue", linewidth=0.8)
+    for row in range(rows):
+        times = np.arange(width)
+        dark = np.isin(times, sorted(needed[row]))
+        ax.scatter(times[~dark], np.full((~dark).sum(), row), s=8, color="lightgrey", zorder=2)
+        ax.scatter(times[dark], np.full(dark.sum(), row), s=16, color="tab:blue", zorder=3)
+    labels = ["input", "causal conv", *[f"dilation {d}" for d in dilations[1:]]]
+    ax.set_yticks(range(rows), labels)
+    ax.set(xlabel="time step", title=f"receptive field: {field} samples")
+    return ax

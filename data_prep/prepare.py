@@ -98,6 +98,18 @@ def nsynth_source(root: str | Path | None = None) -> Path:
     return download_dataset("nsynth", root / "downloads")
 
 
+def music_source(root: str | Path | None = None) -> Path | None:
+    """A music folder in the GTZAN layout (``genres/<genre>/*.wav``), or ``None``.
+
+    Quick mode: the synthesized music fixture. Full mode: ``None``, because GTZAN cannot
+    be downloaded here; point the notebooks at your own copy or any folder of music in
+    subfolders instead.
+    """
+    if not config.is_quick():
+        return None
+    return _fixtures(_root(root), "music").gtzan / "genres"
+
+
 def music_tfrecords(
     source: str | Path | None = None,
     sample_rate: int = 16000,
@@ -122,7 +134,7 @@ def music_tfrecords(
                 "music_tfrecords needs source=<folder with one subfolder per genre> in full "
                 "mode, for example your GTZAN copy's genres/ folder."
             )
-        source = _fixtures(root, "music").gtzan / "genres"
+        source = music_source(root)
     source = Path(source)
     tag = re.sub(r"[^A-Za-z0-9]+", "-", source.resolve().as_posix()).strip("-")[-60:]
     out = root / "tfrecords" / f"music_{tag}_{sample_rate}_{clip_seconds:g}s"

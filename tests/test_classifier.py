@@ -61,6 +61,21 @@ def test_judge_views_have_the_documented_shapes_and_check_input():
         judge.predict_proba(clips)
 
 
+def test_conform_resamples_and_fits_clips_to_the_judge():
+    judge = classifier.Judge(
+        classifier.build_judge_model(RATE, 2, classifier.JudgeConfig.quick()), ["a", "b"], RATE
+    )
+    t = np.arange(2000) / 4000
+    tone = np.sin(2 * np.pi * 500 * t)[None].astype(np.float32)  # 0.5 s at 4 kHz
+    conformed = judge.conform(tone, 4000)
+    assert conformed.shape == (1, RATE)
+    spectrum = np.abs(np.fft.rfft(conformed[0, :8000]))
+    assert abs(np.argmax(spectrum) * RATE / 8000 - 500) <= 2  # still a 500 Hz tone
+    np.testing.assert_array_equal(conformed[0, 8000:], 0)  # padded to one second
+    with pytest.raises(ValueError, match=r"shaped \[n, samples\]"):
+        judge.conform(np.zeros(10), 4000)
+
+
 def test_saved_judge_reloads_with_identical_outputs(tmp_path):
     cfg = classifier.JudgeConfig.quick()
     judge = classifier.Judge(

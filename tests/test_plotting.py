@@ -28,3 +28,26 @@ def test_metric_sweeps_draws_one_panel_per_metric_and_sweep():
     np.testing.assert_allclose(axes[0].lines[1].get_ydata(), [0.5, 0.5])  # the dashed reference
     np.testing.assert_allclose(axes[1].lines[0].get_ydata(), [2.0])
     assert axes[2].get_ylabel() == "IS" and axes[1].get_xlabel() == "cutoff (Hz)"
+
+
+@pytest.mark.parametrize(("dilations", "kernel_size"), [((1, 2, 4, 8), 2), ((1, 2), 3)])
+def test_receptive_field_diagram_marks_exactly_the_receptive_field(dilations, kernel_size):
+    from course_lib.wavenet import receptive_field
+
+    ax = plotting.receptive_field_diagram(dilations, kernel_size)
+    input_row = [
+        collection.get_offsets()
+        for collection in ax.collections
+        if len(collection.get_offsets()) and collection.get_offsets()[0][1] == 0
+    ]
+    dark_inputs = input_row[1]  # drawn after the grey ones
+    assert len(dark_inputs) == receptive_field(dilations, kernel_size)
+    assert f"receptive field: {receptive_field(dilations, kernel_size)}" in ax.get_title()
+
+
+def test_training_curves_against_steps():
+    ax = plotting.training_curves({"loss": [3.0, 2.0]}, x=[50, 100], xlabel="step")
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [50, 100])
+    assert ax.get_xlabel() == "step"
+    with pytest.raises(ValueError, match="2 values but 3 x positions"):
+        plotting.training_curves({"loss": [3.0, 2.0]}, x=[1, 2, 3])

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 
 from course_lib import audio, data
+from course_lib.wavenet import checkpoints
 from course_lib.wavenet.__main__ import main
 
 
@@ -50,6 +51,9 @@ def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_pat
     assert "resuming from step 4" in second
     assert "step 6:" in second and "step 2:" not in second  # continues, does not restart
     assert _steps_in(logdir) == 6
+    losses = checkpoints.read_losses(logdir)
+    assert losses["step"] == [2, 4, 6]
+    assert all(np.isfinite(losses["loss"])) and f"step 6: loss {losses['loss'][-1]:.4f}" in second
 
     other = tmp_path / "other_logdir"
     assert (

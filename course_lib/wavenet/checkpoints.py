@@ -9,6 +9,7 @@ Used in: 06_wavenet.ipynb and ``python -m course_lib.wavenet``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import keras
 
 CHECKPOINT_NAME = "model.keras"
+LOSS_LOG_NAME = "losses.jsonl"  # one {"step", "loss"} line per checkpoint, kept across resumes
 
 
 def checkpoint_path(logdir: str | Path) -> Path:
@@ -41,6 +43,17 @@ def load_checkpoint(logdir: str | Path, compile: bool = True) -> keras.Model:
     return keras.saving.load_model(path, compile=compile)
 
 
+def read_losses(logdir: str | Path) -> dict[str, list[float]]:
+    """The training curve of a log directory: ``{"step": [...], "loss": [...]}``, one entry
+    per checkpoint, in the order written (a resumed run continues the same lists)."""
+    path = Path(logdir) / LOSS_LOG_NAME
+    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return {
+        "step": [int(entry["step"]) for entry in entries],
+        "loss": [float(entry["loss"]) for entry in entries],
+    }
+
+
 def trained_steps(model: keras.Model) -> int:
     """The optimizer's step counter: how many training steps the weights have seen."""
     return int(model.optimizer.iterations.numpy())
@@ -50,7 +63,8 @@ class StepCheckpoints(keras.callbacks.Callback):
     """Saves the checkpoint at every epoch end and stops training at ``last_step``.
 
     Use it with ``fit(..., steps_per_epoch=checkpoint_every)``: one epoch is one
-    checkpoint interval. Prints the step and the epoch's mean loss at each save.
+    checkpoint interval. Prints the step and the epoch's mean loss at each save, and
+    appends them to ``losses.jsonl`` in the log directory (see :func:`read_losses`).
 
     Args:
         logdir: the log directory.
@@ -69,4 +83,7 @@ class StepCheckpoints(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         save_checkpoint(self.model, self.logdir)
         loss = float((logs or {}).get("loss", math.nan))
+        step = trained_steps(self.model)
+        with open(self.logdir / LOSS_LOG_NAME, "a") as log:
+            log.write(json.dumps({"step": step, "loss": loss}) + "\n")
         print(f"step {trained_steps(self.model)}: loss {loss:.4f}, checkpoint saved", flush=True)

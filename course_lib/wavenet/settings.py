@@ -77,6 +77,7 @@ class WaveNetConfig(Presets):
     # sampling
     temperature: float = 1.0
     generate_seconds: float = 1.0
+    score_clips: int = 100  # generated clips scored by the judge (notebook)
 
     @classmethod
     def quick(cls) -> Self:
@@ -90,9 +91,10 @@ class WaveNetConfig(Presets):
             batch_size=4,
             target_length=500,
             learning_rate=3e-3,
-            steps=150,
-            checkpoint_every=50,
+            steps=300,
+            checkpoint_every=100,
             generate_seconds=0.25,
+            score_clips=10,
         )
 
     @property

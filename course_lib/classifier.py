@@ -23,7 +23,6 @@ Used in: 02_judge_and_metrics.ipynb and every notebook that scores generated aud
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -161,11 +160,6 @@ class JudgeConfig(config.Presets):
     def quick(cls) -> JudgeConfig:
         return cls(widths=(16, 32, 64), embedding_dim=64, epochs=25, batch_size=32, score_splits=1)
 
-    def tag(self) -> str:
-        """A short hash of every setting: a changed config never loads a stale judge."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return hashlib.sha1(text.encode()).hexdigest()[:10]
-
 
 def build_judge_model(
     clip_samples: int, num_classes: int, cfg: JudgeConfig | None = None
@@ -244,7 +238,12 @@ class Judge:
         self.sample_rate = int(sample_rate)
         self.clip_samples = int(model.input_shape[1])
         self.history = history or {}
-        self._embedder = keras.Model(model.input, model.get_layer(EMBEDDING_LAYER).output)
+        # One traced function for any number of clips (Keras' predict retraces per size).
+        both = keras.Model(model.input, [model.get_layer(EMBEDDING_LAYER).output, model.output])
+        self._forward = tf.function(
+            lambda clips: both(clips, training=False),
+            input_signature=[tf.TensorSpec([None, self.clip_samples, 1], tf.float32)],
+        )
 
     def __repr__(self) -> str:
         return (
@@ -278,12 +277,24 @@ class Judge:
 
     def embed(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Penultimate features ``f(x)``: ``[n, samples]`` or ``[n, samples, 1]`` to ``[n, d]``."""
-        return self._embedder.predict(self._check(audio), batch_size=batch_size, verbose=0)
+        return self._run(audio, batch_size)[0]
 
     def predict_proba(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``p(y | x)`` ``[n, classes]`` (softmax of the logits)."""
-        logits = self.model.predict(self._check(audio), batch_size=batch_size, verbose=0)
+        logits = self._run(audio, batch_size)[1]
         return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+    def _run(self, audio: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and logits of checked clips, in batches."""
+        audio = self._check(audio)
+        outputs = [
+            self._forward(audio[i : i + batch_size]) for i in range(0, len(audio), batch_size)
+        ]
+        if not outputs:
+            return np.zeros((0, self.model.get_layer(EMBEDDING_LAYER).units), np.float32), np.zeros(
+                (0, len(self.labels)), np.float32
+            )
+        return tuple(np.concatenate([np.asarray(o[k]) for o in outputs]) for k in (0, 1))
 
     def predict_labels(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The most likely class per clip, ``[n]`` ints."""
@@ -394,20 +405,20 @@ def train_judge(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-    callbacks = [training.StopOnNaN()]
+    options = {
+        "validation_data": validation,
+        "steps_per_epoch": steps_per_epoch,
+        "shuffle": False,  # load_split shuffles
+        "verbose": verbose,
+    }
     if backup_dir is not None:
-        callbacks.append(training.resume_callback(backup_dir))
-    history = model.fit(
-        train,
-        validation_data=validation,
-        epochs=cfg.epochs,
-        steps_per_epoch=steps_per_epoch,
-        shuffle=False,  # load_split shuffles
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    history_lists = {key: [float(v) for v in values] for key, values in history.history.items()}
-    return Judge(model, manifest.labels, manifest.sample_rate, history_lists)
+        history = training.resumable_fit(
+            model, train, backup_dir, cfg.epochs, [training.StopOnNaN()], **options
+        )
+    else:
+        fitted = model.fit(train, epochs=cfg.epochs, callbacks=[training.StopOnNaN()], **options)
+        history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    return Judge(model, manifest.labels, manifest.sample_rate, history)
 
 
 def load_or_train_judge(

@@ -148,6 +148,15 @@ class Presets:
             raise ValueError(f"mode must be 'quick' or 'full', not {chosen!r}.")
         return cls.quick() if chosen == "quick" else cls.full()
 
+    def tag(self) -> str:
+        """A short hash of every setting, for folder names: a changed config never loads
+        a stale checkpoint."""
+        import hashlib
+        import json
+
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
     def replace(self, **changes) -> Self:
         """A copy with some fields changed (the config itself stays frozen)."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

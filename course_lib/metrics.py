@@ -27,7 +27,7 @@ Used in: 02_judge_and_metrics.ipynb and every notebook that scores generated aud
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -200,6 +200,29 @@ def judge_scores(
     if train_class_frequencies is not None:
         scores["AM"] = am_score(probabilities, train_class_frequencies)
     return scores
+
+
+def fid_against(
+    judge, clips: np.ndarray, references: Mapping[str, np.ndarray], sample_rate: int | None = None
+) -> dict[str, Score]:
+    """FID of one set of clips against several reference sets (e.g. train and test).
+
+    Args:
+        judge: a ``course_lib.classifier.Judge``.
+        clips: clips ``[n, samples]`` to score.
+        references: name -> ``judge.embed(real clips)``, computed once.
+        sample_rate: the clips' rate, if it differs from the judge's or the clips are
+            shorter (``judge.conform`` resamples and pads them first).
+
+    Returns:
+        name -> FID :class:`Score`.
+    """
+    if sample_rate is not None:
+        clips = judge.conform(clips, sample_rate)
+    embeddings = judge.embed(clips)
+    return {
+        name: fid_from_embeddings(embeddings, reference) for name, reference in references.items()
+    }
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:

@@ -222,3 +222,24 @@ def receptive_field_diagram(dilations: Sequence[int], kernel_size: int = 2, ax=N
     ax.set_yticks(range(rows), labels)
     ax.set(xlabel="time step", title=f"receptive field: {field} samples")
     return ax
+
+
+def grouped_bars(
+    rows: Mapping[str, Mapping[str, float]], title: str = "", ylabel: str = "", ax=None
+):
+    """Bars grouped by row: ``rows`` maps a group name (x-axis) to series name -> value.
+
+    Example: ``{"beta=1, z=16": {"vs train": 12.0, "vs test": 14.5}, ...}``.
+    """
+    groups = list(rows)
+    series = list(dict.fromkeys(name for row in rows.values() for name in row))
+    ax = _axes(ax, figsize=(max(5, 1.4 * len(groups)), 3))
+    width = 0.8 / max(len(series), 1)
+    for index, name in enumerate(series):
+        positions = np.arange(len(groups)) + (index - (len(series) - 1) / 2) * width
+        values = [float(rows[group].get(name, np.nan)) for group in groups]
+        ax.bar(positions, values, width, label=name)
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend()
+    return ax

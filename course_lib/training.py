@@ -3,6 +3,9 @@
 - :func:`resume_callback`: Keras' ``BackupAndRestore`` in the model's checkpoint
   folder (Google Drive on Colab), so a restarted ``fit`` resumes at the epoch it
   reached, with its weights and optimizer state.
+- :class:`HistoryLog` and :func:`read_history`: every epoch's metrics appended to a file
+  in that folder, so the curves of a resumed training show all its epochs.
+- :func:`resumable_fit`: ``fit`` with both, returning the whole history.
 - :class:`StopOnNaN`: stops training on a NaN or infinite loss with a message that
   says what to do.
 - :class:`AudioSamplesAtEpochEnd`: generates a few clips at the end of an epoch,
@@ -13,8 +16,9 @@ Used in: 02_judge_and_metrics.ipynb to 06_wavenet.ipynb.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -34,6 +38,82 @@ def resume_callback(folder: str | Path) -> keras.callbacks.Callback:
     folder = Path(folder) / "backup"
     folder.mkdir(parents=True, exist_ok=True)
     return keras.callbacks.BackupAndRestore(str(folder), save_freq="epoch", delete_checkpoint=False)
+
+
+HISTORY_NAME = "history.jsonl"
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """Appends each finished epoch's metrics to ``folder/history.jsonl``.
+
+    One JSON line per epoch: ``{"epoch": e, "loss": ..., ...}``. A later line for the
+    same epoch (an epoch redone after a disconnect) replaces the earlier one in
+    :func:`read_history`.
+    """
+
+    def __init__(self, folder: str | Path):
+        super().__init__()
+        self.path = Path(folder) / HISTORY_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": int(epoch), **{k: float(v) for k, v in (logs or {}).items()}}
+        with open(self.path, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+
+def read_history(folder: str | Path) -> dict[str, list[float]]:
+    """The per-epoch metrics logged by :class:`HistoryLog`, like ``fit().history``.
+
+    Epochs are in order, each once (the last record wins); a metric missing from an
+    epoch is NaN.
+    """
+    path = Path(folder) / HISTORY_NAME
+    if not path.is_file():
+        return {}
+    by_epoch = {}
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        by_epoch[entry.pop("epoch")] = entry
+    names = list(dict.fromkeys(name for entry in by_epoch.values() for name in entry))
+    epochs = sorted(by_epoch)
+    return {name: [by_epoch[e].get(name, math.nan) for e in epochs] for name in names}
+
+
+def resumable_fit(
+    model: keras.Model,
+    x,
+    folder: str | Path,
+    epochs: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    **fit_options,
+) -> dict[str, list[float]]:
+    """``model.fit`` that survives a disconnect, returning the history of every epoch.
+
+    Training state is backed up to ``folder`` after every epoch (:func:`resume_callback`)
+    and each epoch's metrics are logged there (:class:`HistoryLog`). Calling it again
+    with the same folder continues from the last finished epoch; once all ``epochs`` are
+    done it restores the trained weights and returns at once. Use one folder per model
+    and config (e.g. ``config.checkpoint_dir(name) / cfg.tag()``).
+
+    Args:
+        model: a compiled model.
+        x: the training data (a ``tf.data.Dataset``).
+        folder: where the backup and the history log live.
+        epochs: total epochs, counting those of earlier sessions.
+        callbacks: more callbacks (after the backup and the log).
+        **fit_options: passed to ``fit`` (``validation_data``, ``verbose``, ...).
+
+    Returns:
+        ``{"loss": [...], ...}`` for every epoch trained in this folder.
+    """
+    model.fit(
+        x,
+        epochs=epochs,
+        callbacks=[resume_callback(folder), HistoryLog(folder), *callbacks],
+        **fit_options,
+    )
+    return read_history(folder)
 
 
 class StopOnNaN(keras.callbacks.Callback):

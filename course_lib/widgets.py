@@ -1,6 +1,6 @@
 """ipywidgets panels for the notebooks; the logic lives in plain, tested functions.
 
-Used in: 01_speech_commands_tfrecords.ipynb.
+Used in: 01_speech_commands_tfrecords.ipynb, 04_vae_fid.ipynb.
 """
 
 from __future__ import annotations
@@ -84,3 +84,66 @@ def clip_browser(table: Table, sample_rate: int):
     speaker_picker.observe(show, names="value")
     show()
     return widgets.VBox([widgets.HBox([word_picker, speaker_picker]), output])
+
+
+def nearest_step(amount: float, steps: int) -> int:
+    """The index of the precomputed step closest to ``amount`` in [0, 1] (of ``steps``)."""
+    if steps < 2:
+        raise ValueError(f"an interpolation needs at least 2 steps, got {steps}.")
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"amount must be between 0 and 1, got {amount}.")
+    return round(amount * (steps - 1))
+
+
+def interpolation_player(
+    clips: np.ndarray, sample_rate: int, start_label: str = "A", end_label: str = "B"
+):
+    """A slider from one clip to another through precomputed in-between clips.
+
+    Args:
+        clips: ``[steps, samples]``, e.g. ``SpectrogramVAE.interpolate`` output: step 0 is
+            the start, the last step the end.
+        sample_rate: the clips' rate in Hz.
+        start_label, end_label: names shown at the two ends.
+
+    Returns:
+        An ``ipywidgets.VBox`` with the slider and an output showing the spectrogram and a
+        player of the chosen step.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from course_lib import audio, plotting
+
+    clips = np.asarray(clips)
+    steps = len(clips)
+    nearest_step(0.0, steps)  # checks the number of steps
+    slider = widgets.FloatSlider(
+        value=0.0,
+        min=0.0,
+        max=1.0,
+        step=1.0 / (steps - 1),
+        description=f"{start_label} -> {end_label}",
+        readout_format=".2f",
+        style={"description_width": "initial"},
+    )
+    output = widgets.Output()
+
+    def show(_=None):
+        index = nearest_step(slider.value, steps)
+        output.clear_output(wait=True)
+        with output:
+            figure, ax = plt.subplots(figsize=(6, 2.5))
+            plotting.spectrogram(
+                clips[index], sample_rate, title=f"step {index} of {steps - 1}", ax=ax
+            )
+            display(figure)
+            plt.close(figure)
+            display(audio.play(clips[index], sample_rate))
+        panel.shown_step = index
+
+    panel = widgets.VBox([slider, output])
+    slider.observe(show, names="value")
+    show()
+    return panel

@@ -77,3 +77,16 @@ def test_presets_pick_by_mode_and_stay_frozen(monkeypatch):
     assert cfg.replace(epochs=3).epochs == 3 and cfg.epochs == 1
     with pytest.raises(ValueError, match="mode must be"):
         _ToyConfig.for_mode("medium")
+
+
+def test_a_config_tag_changes_with_any_setting():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings(config.Presets):
+        width: int = 8
+        rates: tuple[int, ...] = (1, 2)
+
+    assert Settings().tag() == Settings().tag() and len(Settings().tag()) == 10
+    assert Settings().replace(width=9).tag() != Settings().tag()
+    assert Settings(rates=(1, 3)).tag() != Settings().tag()

@@ -184,3 +184,14 @@ def test_judge_scores_combine_the_metrics_through_the_judge():
     assert scores["IS"] == metrics.inception_score(judge.predict_proba(clips), splits=4)
     assert scores["AM"] == metrics.am_score(judge.predict_proba(clips), [1, 1, 1])
     assert set(metrics.judge_scores(judge, clips[:2], real, splits=10)) == {"FID", "IS", "mIS"}
+
+
+def test_fid_against_scores_one_set_against_each_reference():
+    rng = np.random.default_rng(9)
+    judge = LinearJudge()
+    clips = rng.standard_normal((50, 3))
+    references = {"train": rng.standard_normal((60, 3)), "test": rng.standard_normal((40, 3)) + 1}
+    scores = metrics.fid_against(judge, clips, references)
+    assert scores["train"] == metrics.fid_from_embeddings(clips, references["train"])
+    assert scores["test"] == metrics.fid_from_embeddings(clips, references["test"])
+    assert scores["test"].value > scores["train"].value

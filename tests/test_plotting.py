@@ -51,3 +51,11 @@ def test_training_curves_against_steps():
     assert ax.get_xlabel() == "step"
     with pytest.raises(ValueError, match="2 values but 3 x positions"):
         plotting.training_curves({"loss": [3.0, 2.0]}, x=[1, 2, 3])
+
+
+def test_grouped_bars_draws_one_bar_per_group_and_series():
+    rows = {"a": {"train": 1.0, "test": 2.0}, "b": {"train": 3.0, "test": 4.0}}
+    ax = plotting.grouped_bars(rows, ylabel="FID")
+    heights = sorted(patch.get_height() for patch in ax.patches)
+    assert heights == [1.0, 2.0, 3.0, 4.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]

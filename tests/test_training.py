@@ -109,3 +109,42 @@ def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
     assert read_rate == rate and np.argmax(np.abs(np.fft.rfft(samples))) == 88
     with pytest.raises(ValueError, match="every"):
         training.AudioSamplesAtEpochEnd(generate, rate, every=0)
+
+
+def test_resumable_fit_returns_every_epoch_and_finishes_at_once_when_done(tmp_path):
+    import tensorflow as tf
+
+    x, y = _data()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    keras.utils.set_random_seed(0)
+    model = _regression_model()
+    with pytest.raises(ConnectionAbortedError):
+        training.resumable_fit(model, dataset, tmp_path, 5, [_Disconnect(at_epoch=1)], verbose=0)
+    assert len(training.read_history(tmp_path)["loss"]) == 2  # epochs 0 and 1 were logged
+
+    restarted = _regression_model()
+    history = training.resumable_fit(restarted, dataset, tmp_path, 5, verbose=0)
+    assert len(history["loss"]) == 5
+    assert history["loss"][-1] < history["loss"][0]
+    trained = [w.copy() for w in restarted.get_weights()]
+
+    again = _regression_model()  # a new session after training finished
+    ran = []
+    counter = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: ran.append(e))
+    assert training.resumable_fit(again, dataset, tmp_path, 5, [counter], verbose=0) == history
+    assert ran == []
+    for expected, restored in zip(trained, again.get_weights(), strict=True):
+        np.testing.assert_allclose(restored, expected)
+
+
+def test_read_history_keeps_the_last_record_of_a_redone_epoch(tmp_path):
+    lines = [
+        '{"epoch": 0, "loss": 3.0}',
+        '{"epoch": 1, "loss": 2.5}',
+        '{"epoch": 1, "loss": 2.0, "val_loss": 2.2}',
+    ]
+    (tmp_path / training.HISTORY_NAME).write_text("\n".join(lines) + "\n")
+    history = training.read_history(tmp_path)
+    assert history["loss"] == [3.0, 2.0]
+    assert np.isnan(history["val_loss"][0]) and history["val_loss"][1] == 2.2
+    assert training.read_history(tmp_path / "nothing") == {}

@@ -39,3 +39,29 @@ def test_browser_updates_speakers_when_the_word_changes(table):
     word_picker.value = "yes"
     assert list(speaker_picker.options) == ["a1", "c3"]
     assert speaker_picker.value == "a1"
+
+
+def test_nearest_step_rounds_to_the_closest_precomputed_clip():
+    assert [widgets.nearest_step(a, 5) for a in (0.0, 0.1, 0.13, 0.5, 0.9, 1.0)] == [
+        0,
+        0,
+        1,
+        2,
+        4,
+        4,
+    ]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        widgets.nearest_step(1.5, 5)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        widgets.nearest_step(0.5, 1)
+
+
+def test_interpolation_player_follows_the_slider():
+    clips = np.stack([np.full(800, value, np.float32) for value in (0.0, 0.1, 0.2, 0.3)])
+    panel = widgets.interpolation_player(clips, 8000, "yes", "no")
+    slider = panel.children[0]
+    assert panel.shown_step == 0 and "yes -> no" in slider.description
+    slider.value = 2 / 3
+    assert panel.shown_step == 2
+    slider.value = 1.0
+    assert panel.shown_step == 3

@@ -1,0 +1,117 @@
+"""Settings of the diffusion notebook: one frozen config with a full and a quick preset.
+
+Plain numbers, no TensorFlow.
+
+Used in: 03_diffusion.ipynb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Self
+
+from course_lib.config import Presets
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionConfig(Presets):
+    """Settings of the diffusion notebook (``DiffusionConfig.for_mode()``).
+
+    The full preset is DiffWave's unconditional SC09 model (Kong et al. 2021, sec. 5.2:
+    256 residual channels, 36 layers, dilation cycle 12, T = 200 steps with betas
+    linear from 1e-4 to 0.02, Adam at 2e-4) scaled to a Colab T4: 64 channels, 30
+    layers, cycle 10 (receptive field 1 + 2 * 3 * 1023 = 6,139 samples, 0.38 s), batch
+    8, 15 epochs. With T = 200 and that beta range alpha_bar_T = 0.13: x_T keeps 36% of
+    the signal, which sampling from pure noise ignores, as DiffWave does; speech is quiet
+    enough for this to matter little. Training time is an estimate, not a measurement: a
+    step on 8 one-second clips is ~0.8 TFLOP (forward and backward), 0.15-0.25 s on a
+    T4, and SC09's ~31,000 training clips make ~3,900 steps per epoch, so 15 epochs
+    (~58,000 steps) take 2.5-4 hours; DiffWave itself trained for 1M steps on 8 GPUs.
+
+    The quick preset (CPU, CI) is tiny: 4 kHz, 16 channels, 6 layers, cycle 3, batch 16,
+    10 epochs (~240 steps on the fixtures' ~380 SC09 training clips, ~0.2 s each), so a
+    notebook trains for about a minute on 2 CPU cores. Its T = 200 betas rise to 0.05
+    (as DiffWave's T = 50 vocoder schedule does), so alpha_bar_T = 0.006 and a weakly
+    trained model starts its sampling from what it was trained on.
+    """
+
+    # data
+    words: str = "sc09"
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    # network
+    residual_channels: int = 64
+    residual_layers: int = 30
+    dilation_cycle: int = 10
+    label_dim: int = 128  # size of the class embedding (class-conditioned models)
+    # diffusion
+    schedule: str = "linear"  # "linear" or "cosine"
+    diffusion_steps: int = 200
+    beta_start: float = 1e-4  # linear schedule only
+    beta_end: float = 0.02
+    # training
+    epochs: int = 15
+    batch_size: int = 8
+    learning_rate: float = 2e-4
+    ema_decay: float = 0.999
+    p_uncond: float = 0.1  # label dropout for classifier-free guidance
+    # sampling
+    sampler: str = "ddim"
+    ddim_steps: int = 50
+    eta: float = 0.0
+    guidance: float = 2.0
+
+    def __post_init__(self):
+        if self.schedule not in ("linear", "cosine"):
+            raise ValueError(f"schedule must be 'linear' or 'cosine', not {self.schedule!r}.")
+        if self.sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"sampler must be 'ddim' or 'ddpm', not {self.sampler!r}.")
+        if not 1 <= self.ddim_steps <= self.diffusion_steps:
+            raise ValueError(
+                f"ddim_steps must be between 1 and diffusion_steps ({self.diffusion_steps}), "
+                f"got {self.ddim_steps}."
+            )
+        if not 0 <= self.p_uncond < 1:
+            raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}.")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
+
+    @classmethod
+    def quick(cls) -> Self:
+        return cls(
+            sample_rate=4000,
+            residual_channels=16,
+            residual_layers=6,
+            dilation_cycle=3,
+            label_dim=16,
+            schedule="linear",
+            diffusion_steps=200,
+            beta_end=0.05,
+            epochs=10,
+            batch_size=16,
+            learning_rate=1e-3,
+            ema_decay=0.99,
+            ddim_steps=25,
+        )
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples per clip: ``sample_rate * clip_seconds``."""
+        return round(self.sample_rate * self.clip_seconds)
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples one output of the denoiser depends on (kernel 3, both sides)."""
+        dilations = [2 ** (index % self.dilation_cycle) for index in range(self.residual_layers)]
+        return 1 + 2 * sum(dilations)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})

@@ -1,0 +1,290 @@
+"""A convolutional VAE that learns the spectrograms of 1 s clips and hands back audio.
+
+The model takes waveforms ``[batch, samples, 1]`` (so ``fit`` runs directly on
+``course_lib.data.load_split``), turns them into spectrogram images ``[batch, frames,
+bins, 1]`` in [0, 1] (``course_lib.spectrogram``), and maximises the evidence lower bound
+(Kingma & Welling, 2014)
+
+    ELBO = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)),
+
+with a Gaussian decoder of fixed variance, so ``-log p(x|z)`` is, up to a constant, the
+summed squared error over the image. The loss it minimises per clip is
+
+    loss = sum_{t,k} (x[t,k] - x_hat[t,k])^2 + w(step) KL,
+    w(step) = beta min(1, step / warmup_steps),
+
+where the KL weight ``w`` grows linearly during the warm-up (Bowman et al. 2016): early on
+the decoder learns to use ``z`` before the KL term can pull every posterior onto the
+prior (posterior collapse, where every output sounds alike).
+
+Encoder: ``len(widths)`` blocks of a stride-2 3x3 convolution, batch normalization,
+LeakyReLU and dropout, then a dense layer to ``(mu, log sigma^2)``. Decoder: the mirror
+image with transposed convolutions and a sigmoid output. Batch normalization and leaky
+units keep gradients alive through the stack.
+
+Used in: 04_vae_fid.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from course_lib import spectrogram
+from course_lib.vae.layers import Sampling, kl_divergence
+from course_lib.vae.settings import VAEConfig
+
+# Batch-norm running statistics follow the last ~10 batches: small datasets have few steps.
+BN_MOMENTUM = 0.9
+
+
+def kl_weight(step, beta: float, warmup_steps: int):
+    """The KL weight after ``step`` training steps: ``beta * min(1, step / warmup_steps)``.
+
+    ``warmup_steps = 0`` means no warm-up (``beta`` from the start).
+    """
+    if warmup_steps <= 0:
+        return ops.convert_to_tensor(beta, "float32")
+    progress = ops.minimum(ops.cast(step, "float32") / float(warmup_steps), 1.0)
+    return beta * progress
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class SpectrogramVAE(keras.Model):
+    """A VAE on spectrogram images of fixed-length clips.
+
+    ``call(audio [batch, samples, 1])`` returns a dict: ``spectrogram`` (the input image),
+    ``reconstruction``, ``mean`` and ``log_var`` (``[batch, latent_dim]``). ``fit`` takes
+    batches ``(audio, labels)`` and ignores the labels; it reports ``loss``,
+    ``reconstruction`` (summed squared error per clip), ``kl`` (nats per clip) and
+    ``kl_weight``.
+
+    Args:
+        clip_samples: samples per clip.
+        sample_rate: samples per second.
+        frame_length, frame_step: the spectrogram's window and hop in samples
+            (``course_lib.spectrogram.SpectrogramSpec``).
+        widths: channels of each encoder block (the decoder mirrors them). Each block
+            halves both image axes, so ``frames`` and ``bins`` must be divisible by
+            ``2 ** len(widths)``.
+        latent_dim: size of ``z``.
+        dropout: dropout after each encoder block.
+        beta, warmup_steps: the KL weight schedule (:func:`kl_weight`).
+        seed: seed of the sampling noise.
+    """
+
+    def __init__(
+        self,
+        clip_samples: int,
+        sample_rate: int = 16000,
+        frame_length: int = 512,
+        frame_step: int = 125,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        latent_dim: int = 64,
+        dropout: float = 0.1,
+        beta: float = 1.0,
+        warmup_steps: int = 5000,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.clip_samples = int(clip_samples)
+        self.sample_rate = int(sample_rate)
+        self.widths = tuple(int(w) for w in widths)
+        self.latent_dim = int(latent_dim)
+        self.dropout = float(dropout)
+        self.beta = float(beta)
+        self.warmup_steps = int(warmup_steps)
+        self.seed = int(seed)
+        self.spec = spectrogram.SpectrogramSpec(self.sample_rate, frame_length, frame_step)
+        frames, bins = self.spec.shape(self.clip_samples)
+        factor = 2 ** len(self.widths)
+        if not self.widths or frames % factor or bins % factor or latent_dim < 1:
+            raise ValueError(
+                f"a {frames} x {bins} spectrogram cannot be halved {len(self.widths)} times "
+                f"(widths {self.widths}) into whole numbers, or latent_dim {latent_dim} < 1; "
+                "use fewer blocks or a clip length whose frame count divides evenly."
+            )
+        self.image_shape = (frames, bins, 1)
+        self.encoder = self._build_encoder()
+        self.decoder = self._build_decoder(frames // factor, bins // factor)
+        self.sampling = Sampling(seed, name="sampling")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.kl_weight_tracker = keras.metrics.Mean(name="kl_weight")
+        self.noise_seed = keras.random.SeedGenerator(seed + 1)
+
+    # ------------------------------------------------------------------ networks
+
+    def _build_encoder(self) -> keras.Model:
+        image = keras.Input(self.image_shape, name="spectrogram")
+        x = image
+        for width in self.widths:
+            x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.LeakyReLU(0.2)(x)
+            x = keras.layers.Dropout(self.dropout)(x)
+        x = keras.layers.Flatten()(x)
+        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
+        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
+        return keras.Model(image, [mean, log_var], name="encoder")
+
+    def _build_decoder(self, frames: int, bins: int) -> keras.Model:
+        z = keras.Input((self.latent_dim,), name="z")
+        x = keras.layers.Dense(frames * bins * self.widths[-1])(z)
+        x = keras.layers.Reshape((frames, bins, self.widths[-1]))(x)
+        for width in reversed(self.widths):
+            x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.LeakyReLU(0.2)(x)
+        image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x)
+        return keras.Model(z, image, name="decoder")
+
+    def build(self, input_shape=None):
+        """Nothing to create: the encoder and decoder are functional models, built when
+        constructed, and the sampling layer has no weights."""
+        self.built = True
+
+    # ------------------------------------------------------------------ forward pass
+
+    def to_image(self, audio):
+        """Waveforms ``[batch, samples(, 1)]`` to spectrogram images ``[batch, t, k, 1]``."""
+        return spectrogram.to_spectrogram(audio, self.spec)[..., None]
+
+    def call(self, audio, training=False):
+        image = self.to_image(audio)
+        mean, log_var = self.encoder(image, training=training)
+        z = self.sampling((mean, log_var), training=training)
+        reconstruction = self.decoder(z, training=training)
+        return {
+            "spectrogram": image,
+            "reconstruction": reconstruction,
+            "mean": mean,
+            "log_var": log_var,
+        }
+
+    # ------------------------------------------------------------------ loss
+
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.reconstruction_tracker,
+            self.kl_tracker,
+            self.kl_weight_tracker,
+        ]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The negative ELBO with the warm-up KL weight, averaged over the batch."""
+        del x, y, sample_weight
+        squared = ops.square(y_pred["spectrogram"] - y_pred["reconstruction"])
+        reconstruction = ops.mean(ops.sum(squared, axis=(1, 2, 3)))
+        kl = ops.mean(kl_divergence(y_pred["mean"], y_pred["log_var"]))
+        step = self.optimizer.iterations if self.optimizer is not None else 0
+        weight = kl_weight(step, self.beta, self.warmup_steps)
+        loss = reconstruction + weight * kl
+        for extra in self.losses:
+            loss = loss + extra
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        self.kl_weight_tracker.update_state(weight)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    # ------------------------------------------------------------------ making audio
+
+    def encode(self, audio: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and log variances ``[n, latent_dim]`` of clips ``[n, samples]``."""
+        images = self.to_image(_clips(audio, self.clip_samples))
+        mean, log_var = self.encoder.predict(images, batch_size=batch_size, verbose=0)
+        return mean, log_var
+
+    def decode_to_audio(self, z: np.ndarray, iterations: int = 32) -> np.ndarray:
+        """Latents ``[n, latent_dim]`` to audio ``[n, samples]`` (decoder, then Griffin-Lim)."""
+        images = self.decoder.predict(np.asarray(z, np.float32), batch_size=128, verbose=0)
+        return spectrogram.to_audio(images, self.clip_samples, self.spec, iterations)
+
+    def generate(self, n: int, seed: int = 0, iterations: int = 32) -> np.ndarray:
+        """``n`` new clips ``[n, samples]`` from the prior ``z ~ N(0, I)``."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}.")
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
+        return self.decode_to_audio(z, iterations)
+
+    def reconstruct(self, audio: np.ndarray, iterations: int = 32) -> np.ndarray:
+        """Clips ``[n, samples]`` through the encoder's mean and the decoder, as audio."""
+        mean, _ = self.encode(audio)
+        return self.decode_to_audio(mean, iterations)
+
+    def interpolate(
+        self, audio_a: np.ndarray, audio_b: np.ndarray, steps: int = 8, iterations: int = 32
+    ) -> np.ndarray:
+        """``steps`` clips ``[steps, samples]`` decoded from ``(1 - a) z_a + a z_b``,
+        ``a`` from 0 to 1, where ``z`` are the posterior means of two clips ``[samples]``."""
+        if steps < 2:
+            raise ValueError(f"steps must be at least 2, got {steps}.")
+        means, _ = self.encode(np.stack([np.ravel(audio_a), np.ravel(audio_b)]))
+        amounts = np.linspace(0.0, 1.0, steps)[:, None]
+        return self.decode_to_audio((1 - amounts) * means[0] + amounts * means[1], iterations)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "clip_samples": self.clip_samples,
+            "sample_rate": self.sample_rate,
+            "frame_length": self.spec.frame_length,
+            "frame_step": self.spec.frame_step,
+            "widths": list(self.widths),
+            "latent_dim": self.latent_dim,
+            "dropout": self.dropout,
+            "beta": self.beta,
+            "warmup_steps": self.warmup_steps,
+            "seed": self.seed,
+        }
+
+
+def build_vae(
+    clip_samples: int,
+    cfg: VAEConfig | None = None,
+    jit_compile: bool | str = "auto",
+    **changes,
+) -> SpectrogramVAE:
+    """A compiled :class:`SpectrogramVAE` with ``cfg``'s settings (``changes`` override them,
+    e.g. ``beta=4.0``). Call it inside ``course_lib.config.strategy().scope()``."""
+    cfg = (cfg or VAEConfig.for_mode()).replace(**changes)
+    model = SpectrogramVAE(
+        clip_samples,
+        sample_rate=cfg.sample_rate,
+        frame_length=cfg.frame_length,
+        frame_step=cfg.frame_step,
+        widths=cfg.widths,
+        latent_dim=cfg.latent_dim,
+        dropout=cfg.dropout,
+        beta=cfg.beta,
+        warmup_steps=cfg.warmup_steps,
+        seed=cfg.seed,
+        name="vae",
+    )
+    model.build((None, clip_samples, 1))
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=jit_compile)
+    return model
+
+
+def _clips(audio: np.ndarray, clip_samples: int) -> tf.Tensor:
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 3 and audio.shape[-1] == 1:
+        audio = audio[..., 0]
+    if audio.ndim != 2 or audio.shape[1] != clip_samples:
+        raise ValueError(
+            f"expected clips shaped [n, {clip_samples}], got {audio.shape}; "
+            "fit them with course_lib.audio.fit_length first."
+        )
+    return tf.constant(audio)

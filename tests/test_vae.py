@@ -1,0 +1,135 @@
+"""course_lib.vae: the KL term, the sampling gradient, the warm-up, learning, saving,
+distribution, XLA, and the FID of a trained VAE against an untrained one."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from course_lib import classifier, data, metrics, vae
+from data_prep import prepare
+
+CFG = vae.VAEConfig.quick()
+RATE = CFG.sample_rate
+
+
+def test_kl_divergence_matches_numpy():
+    rng = np.random.default_rng(0)
+    mean, log_var = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
+    expected = 0.5 * np.sum(np.exp(log_var) + mean**2 - 1 - log_var, axis=1)
+    np.testing.assert_allclose(vae.kl_divergence(mean, log_var).numpy(), expected, rtol=1e-6)
+    assert np.allclose(vae.kl_divergence(np.zeros((2, 3)), np.zeros((2, 3))).numpy(), 0)
+
+
+def test_sampling_passes_gradients_to_mean_and_variance():
+    layer = vae.Sampling(seed=1)
+    mean = tf.Variable(np.zeros((4, 3), np.float32))
+    log_var = tf.Variable(np.zeros((4, 3), np.float32))
+    with tf.GradientTape() as tape:
+        z = layer((mean, log_var), training=True)
+        loss = tf.reduce_sum(z**2)
+    grad_mean, grad_log_var = tape.gradient(loss, [mean, log_var])
+    # d/d mu sum (mu + s eps)^2 = 2 z; d/d log_var = z * eps * s (s = exp(log_var / 2) = 1).
+    np.testing.assert_allclose(grad_mean.numpy(), 2 * z.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grad_log_var.numpy(), z.numpy() ** 2, rtol=1e-5)
+    np.testing.assert_array_equal(layer((mean, log_var), training=False).numpy(), mean.numpy())
+
+
+@pytest.mark.parametrize(("step", "expected"), [(0, 0.0), (50, 1.0), (100, 2.0), (1000, 2.0)])
+def test_kl_warmup_follows_its_schedule(step, expected):
+    assert float(vae.kl_weight(step, beta=2.0, warmup_steps=100)) == pytest.approx(expected)
+    assert float(vae.kl_weight(step, beta=2.0, warmup_steps=0)) == 2.0
+
+
+def test_gradients_reach_the_encoder_through_the_sampled_latent():
+    model = vae.build_vae(RATE, CFG)
+    audio = np.random.default_rng(2).uniform(-0.3, 0.3, (2, RATE, 1)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        outputs = model(audio, training=True)
+        loss = tf.reduce_sum((outputs["reconstruction"] - outputs["spectrogram"]) ** 2)
+    gradients = tape.gradient(loss, model.encoder.trainable_variables)
+    assert all(g is not None for g in gradients)
+    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
+
+
+def test_shapes_that_do_not_halve_are_refused():
+    with pytest.raises(ValueError, match="cannot be halved 4 times"):
+        vae.SpectrogramVAE(RATE + 125, RATE, frame_length=256, widths=(8, 8, 8, 8))
+    model = vae.build_vae(RATE, CFG)
+    with pytest.raises(ValueError, match=rf"expected clips shaped \[n, {RATE}\]"):
+        model.encode(np.zeros((2, 100)))
+
+
+def _batch(n=4):
+    audio = np.random.default_rng(3).uniform(-0.3, 0.3, (n, RATE, 1)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((audio, np.zeros(n, np.int32))).batch(n)
+
+
+def test_one_step_under_a_mirrored_strategy(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = vae.build_vae(RATE, CFG)
+    history = model.fit(_batch(), epochs=1, verbose=0, shuffle=False)
+    assert set(history.history) == {"loss", "reconstruction", "kl", "kl_weight"}
+    assert np.isfinite(history.history["loss"][0])
+    assert isinstance(model.encoder.trainable_variables[0].value, tf.distribute.DistributedValues)
+
+
+def test_one_step_with_xla():
+    model = vae.build_vae(RATE, CFG, jit_compile=True)
+    history = model.fit(_batch(), epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return prepare.speech_commands_tfrecords(RATE, CFG.words)
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    """The quick VAE trained on the fixture's digits, with its loss before training."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = vae.build_vae(RATE, CFG)
+    validation = data.load_split(digits, "validation", batch_size=64, shuffle=False)
+    before = model.evaluate(validation, verbose=0, return_dict=True)
+    train = data.load_split(digits, "train", batch_size=CFG.batch_size, cache=True)
+    model.fit(train, epochs=CFG.epochs, verbose=0, shuffle=False)
+    after = model.evaluate(validation, verbose=0, return_dict=True)
+    return model, before, after
+
+
+def test_reconstruction_loss_falls_well_below_its_start(trained):
+    _, before, after = trained
+    assert after["reconstruction"] < 0.2 * before["reconstruction"], (before, after)
+
+
+def test_a_saved_vae_reloads_with_identical_outputs(trained, tmp_path):
+    import keras
+
+    model, _, _ = trained
+    model.save(tmp_path / "vae.keras")
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    clips = np.random.default_rng(4).uniform(-0.3, 0.3, (3, RATE)).astype(np.float32)
+    np.testing.assert_allclose(loaded.encode(clips)[0], model.encode(clips)[0], atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.generate(2, seed=5, iterations=4), model.generate(2, seed=5, iterations=4), atol=1e-4
+    )
+    steps = loaded.interpolate(clips[0], clips[1], steps=3, iterations=4)
+    assert steps.shape == (3, RATE)
+
+
+def test_trained_vae_scores_a_lower_fid_than_an_untrained_one(trained, digits):
+    model, _, _ = trained
+    judge = classifier.load_or_train_judge(
+        prepare.speech_commands_tfrecords(16000, "sc09"), verbose=0
+    )
+    test = judge.embed(judge.conform(data.read_arrays(digits, "test")[0], RATE))
+    untrained = vae.build_vae(RATE, CFG)
+    scores = {
+        name: metrics.fid_from_embeddings(
+            judge.embed(judge.conform(candidate.generate(50, seed=0, iterations=16), RATE)), test
+        ).value
+        for name, candidate in (("trained", model), ("untrained", untrained))
+    }
+    assert scores["trained"] < 0.7 * scores["untrained"], scores

@@ -1,6 +1,6 @@
 """ipywidgets panels for the notebooks; the logic lives in plain, tested functions.
 
-Used in: 01_speech_commands_tfrecords.ipynb, 04_vae_fid.ipynb.
+Used in: 01_speech_commands_tfrecords.ipynb, 03_diffusion.ipynb, 04_vae_fid.ipynb.
 """
 
 from __future__ import annotations
@@ -146,4 +146,66 @@ def interpolation_player(
     panel = widgets.VBox([slider, output])
     slider.observe(show, names="value")
     show()
+    return panel
+
+
+def generation_panel(
+    generate,
+    labels: list[str],
+    sample_rate: int,
+    max_steps: int,
+    steps: int = 50,
+    guidance: float = 1.0,
+):
+    """Pick a word, a number of sampling steps, a guidance weight and a seed; generate
+    and play.
+
+    Args:
+        generate: ``generate(label_index, steps, guidance, seed) -> clip [samples]``.
+        labels: the class names, in label order.
+        sample_rate: the clips' rate in Hz.
+        max_steps: the largest number of steps offered.
+        steps, guidance: the starting values.
+
+    Returns:
+        An ``ipywidgets.VBox``; its ``generate_clip()`` runs the button's handler and
+        ``last_clip`` holds the most recent clip.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from course_lib import audio, plotting
+
+    word = widgets.Dropdown(options=list(labels), value=labels[0], description="word")
+    step_count = widgets.IntSlider(
+        value=min(steps, max_steps), min=1, max=max_steps, description="steps"
+    )
+    weight = widgets.FloatSlider(value=guidance, min=0.0, max=5.0, step=0.5, description="guidance")
+    seed = widgets.IntText(value=0, description="seed")
+    button = widgets.Button(description="generate", button_style="primary")
+    output = widgets.Output()
+    panel = widgets.VBox(
+        [widgets.HBox([word, step_count]), widgets.HBox([weight, seed]), button, output]
+    )
+    panel.last_clip = None
+
+    def generate_clip(_=None):
+        label_index = list(labels).index(word.value)
+        clip = np.asarray(generate(label_index, step_count.value, weight.value, seed.value))
+        clip = clip.reshape(-1)
+        panel.last_clip = clip
+        output.clear_output(wait=True)
+        with output:
+            figure, axes = plt.subplots(1, 2, figsize=(10, 2.5))
+            title = f"{word.value}: {step_count.value} steps, guidance {weight.value:g}"
+            plotting.waveform(clip, sample_rate, title=title, ax=axes[0])
+            plotting.spectrogram(clip, sample_rate, ax=axes[1])
+            display(figure)
+            plt.close(figure)
+            display(audio.play(clip, sample_rate))
+        return clip
+
+    button.on_click(generate_clip)
+    panel.generate_clip = generate_clip
     return panel

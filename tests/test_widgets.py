@@ -65,3 +65,24 @@ def test_interpolation_player_follows_the_slider():
     assert panel.shown_step == 2
     slider.value = 1.0
     assert panel.shown_step == 3
+
+
+def test_generation_panel_passes_the_chosen_settings_to_the_generator():
+    calls = []
+
+    def generate(label, steps, guidance, seed):
+        calls.append((label, steps, guidance, seed))
+        return np.full((400, 1), 0.1 * label, np.float32)
+
+    panel = widgets.generation_panel(generate, ["zero", "one", "two"], 4000, max_steps=200)
+    (word, steps), (guidance, seed), button, _ = (
+        panel.children[0].children,
+        panel.children[1].children,
+        panel.children[2],
+        panel.children[3],
+    )
+    word.value, steps.value, guidance.value, seed.value = "two", 20, 2.5, 7
+    button.click()
+    assert calls == [(2, 20, 2.5, 7)]
+    np.testing.assert_allclose(panel.last_clip, np.full(400, 0.2, np.float32))
+    assert steps.max == 200 and steps.value == 20

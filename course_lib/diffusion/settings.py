@@ -61,6 +61,8 @@ class DiffusionConfig(Presets):
     ddim_steps: int = 50
     eta: float = 0.0
     guidance: float = 2.0
+    # scoring: generated clips per sampler scored by the judge (and real clips compared)
+    score_clips: int = 1000
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):
@@ -93,6 +95,7 @@ class DiffusionConfig(Presets):
             learning_rate=1e-3,
             ema_decay=0.99,
             ddim_steps=25,
+            score_clips=20,
         )
 
     @property

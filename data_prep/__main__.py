@@ -1,4 +1,4 @@
-"""Command line: ``python -m data_prep {fixtures,download,speech-commands,folder} ...``.
+"""Command line: ``python -m data_prep {fixtures,download,speech-commands,nsynth,folder} ...``.
 
 Every command prints a summary and exits 0 when it finished (bad files are skipped and
 reported); an unusable argument or a source without audio prints one ``error:`` line
@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     speech.add_argument("--words", default="all", help="all, sc09, or a comma-separated list")
     speech.add_argument("--workers", type=int, default=None)
 
+    nsynth = commands.add_parser("nsynth", help="convert NSynth json/wav folders")
+    nsynth.add_argument("--source", type=Path, required=True)
+    nsynth.add_argument("--out", type=Path, required=True)
+    nsynth.add_argument("--sample-rate", type=int, default=16000)
+    nsynth.add_argument("--max-per-family", type=int, default=None)
+    nsynth.add_argument("--workers", type=int, default=None)
+
     folder = commands.add_parser("folder", help="convert any folder of audio files")
     folder.add_argument("--source", type=Path, required=True)
     folder.add_argument("--out", type=Path, required=True)
@@ -69,6 +76,16 @@ def run(args: argparse.Namespace) -> object:
             args.out,
             sample_rate=args.sample_rate,
             words=args.words,
+            workers=args.workers,
+        )
+    if args.command == "nsynth":
+        from data_prep.nsynth import convert_nsynth
+
+        return convert_nsynth(
+            args.source,
+            args.out,
+            sample_rate=args.sample_rate,
+            max_per_family=args.max_per_family,
             workers=args.workers,
         )
     from data_prep.folder import convert_folder

@@ -98,6 +98,33 @@ def nsynth_source(root: str | Path | None = None) -> Path:
     return download_dataset("nsynth", root / "downloads")
 
 
+def nsynth_tfrecords(
+    sample_rate: int = 16000,
+    root: str | Path | None = None,
+    max_per_family: int | None = None,
+    source: str | Path | None = None,
+) -> Path:
+    """Converted NSynth notes (4 s; label = instrument family), converting on first use.
+
+    Args:
+        sample_rate: target rate in Hz.
+        root: data folder (default: ``config.data_dir()``).
+        max_per_family: keep at most this many notes per family and split.
+        source: a folder with ``nsynth-valid/`` and ``nsynth-test/`` instead of the default
+            (the notes fixture in quick mode, the download in full mode).
+    """
+    from data_prep.nsynth import convert_nsynth
+
+    root = _root(root)
+    cap = "" if max_per_family is None else f"_max{max_per_family}"
+    out = root / "tfrecords" / f"nsynth_{sample_rate}{cap}"
+    if (out / data.MANIFEST_NAME).is_file():
+        return out
+    source = Path(source) if source is not None else nsynth_source(root)
+    print(convert_nsynth(source, out, sample_rate=sample_rate, max_per_family=max_per_family))
+    return out
+
+
 def music_source(root: str | Path | None = None) -> Path | None:
     """A music folder in the GTZAN layout (``genres/<genre>/*.wav``), or ``None``.
 

@@ -25,3 +25,53 @@ def test_full_mode_has_no_music_to_download(tmp_path, monkeypatch):
     assert prepare.music_source(tmp_path) is None
     with pytest.raises(ValueError, match="needs source=<folder with one subfolder per genre>"):
         prepare.music_tfrecords(root=tmp_path)
+
+
+def test_nsynth_notes_convert_once_and_on_the_command_line(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("COURSE_MODE", "quick")
+    folder = prepare.nsynth_tfrecords(16000, root=tmp_path, max_per_family=2)
+    manifest = data.read_manifest(folder)
+    assert manifest.clip_samples == 4 * 16000 and len(manifest.labels) >= 2
+    assert prepare.nsynth_tfrecords(16000, root=tmp_path, max_per_family=2) == folder
+    out = tmp_path / "cli"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "nsynth",
+            "--source",
+            str(prepare.nsynth_source(tmp_path)),
+            "--out",
+            str(out),
+            "--sample-rate",
+            "8000",
+            "--max-per-family",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert data.read_manifest(out).sample_rate == 8000
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "nsynth",
+            "--source",
+            str(tmp_path / "none"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2 and missing.stderr.startswith("error:")
+    assert len(missing.stderr.strip().splitlines()) == 1

@@ -1,0 +1,527 @@
+"""A Naive Bayes model of VQ-VAE code maps, and the "blur" effect built on it.
+
+A VQ-VAE turns a spectrogram into a small grid of integer codes ``x[t, f]`` (time down,
+frequency across). To redraw a region of a sound, we need the distribution of one code
+given the codes around it, ``p(x[t, f] | neighbours)``. Naive Bayes assumes the neighbours
+independent given the centre, so with the neighbours ``n_o = x[t + dt, f + df]`` at each
+offset ``o = (dt, df)`` of a square of radius ``r`` (``(2r + 1)^2 - 1`` offsets),
+
+    p(x | n_1, ..., n_O)  ∝  p(x) prod_o p(n_o | x)
+                          ∝  prod_o p(x | n_o) / p(x)^(O - 1)      (Bayes' rule per factor),
+
+i.e. the product of the per-neighbour conditionals ``p(x | one neighbour)``, with the prior
+counted once. Every table is a count over the training code maps, with Laplace (add-alpha)
+smoothing so no code is ever impossible:
+
+    p(x = k)              = (N_k + alpha) / (N + alpha K),
+    p(n_o = v | x = k)    = (C_o[v, k] + alpha) / (sum_v' C_o[v', k] + alpha K),
+    p(x = k | n_o = v)    = (C_o[v, k] + alpha) / (sum_k' C_o[v, k'] + alpha K),
+
+where ``C_o[v, k]`` counts the pairs (centre ``k``, neighbour ``v`` at offset ``o``). Scores
+are summed in log space, ``log p(x) + sum_o log p(n_o | x)``, and normalised over the ``K``
+codes; neighbours outside the map are left out of the sum (a missing feature).
+
+Resampling a region is Gibbs sampling: sweep over the positions of a box in random order,
+drawing each code from its conditional given the current neighbours (which include codes
+already redrawn), ``p^(1 / T)`` renormalised at temperature ``T``. Codes outside the box
+never change. Decoding the new code map and inverting the spectrogram gives a sound whose
+region keeps the statistics of its surroundings but loses its detail: a "blur".
+
+Used in: 05_vq_vae_inpainting.ipynb (and ``python -m course_lib.inpaint``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # course_lib.spectrogram loads TensorFlow; only inpaint_audio needs it
+    from course_lib.spectrogram import SpectrogramSpec
+
+
+def neighbour_offsets(radius: int) -> np.ndarray:
+    """The ``(dt, df)`` offsets of a ``(2 radius + 1)^2`` square without its centre,
+    ``[(2 radius + 1)^2 - 1, 2]`` int, in raster order."""
+    if radius < 1:
+        raise ValueError(f"radius must be at least 1, got {radius}.")
+    steps = range(-radius, radius + 1)
+    return np.array([(dt, df) for dt in steps for df in steps if (dt, df) != (0, 0)], np.int64)
+
+
+def _as_maps(codes, codebook_size: int) -> tuple[np.ndarray, bool]:
+    """Code maps as int64 ``[n, h, w]`` and whether a single ``[h, w]`` map was given."""
+    codes = np.asarray(codes)
+    single = codes.ndim == 2
+    if single:
+        codes = codes[None]
+    if codes.ndim != 3 or not np.issubdtype(codes.dtype, np.integer):
+        raise ValueError(
+            f"codes must be integer code maps [n, h, w] or [h, w], got {codes.dtype} {codes.shape}."
+        )
+    if codes.size and (codes.min() < 0 or codes.max() >= codebook_size):
+        raise ValueError(
+            f"codes must lie in 0..{codebook_size - 1}, got {codes.min()}..{codes.max()}."
+        )
+    return codes.astype(np.int64), single
+
+
+class CodeNaiveBayes:
+    """``p(code | neighbouring codes)`` on code maps by Naive Bayes (module docstring).
+
+    Args:
+        codebook_size: number of distinct codes ``K``.
+        radius: neighbours within ``radius`` steps in time and in frequency.
+        smoothing: Laplace's ``alpha`` (1 is add-one smoothing).
+
+    Example:
+        >>> model = CodeNaiveBayes(64, radius=2).fit(train_codes)   # [n, h, w] ints
+        >>> model.accuracy(test_codes), most_frequent_code_accuracy(train_codes, test_codes)
+    """
+
+    def __init__(self, codebook_size: int, radius: int = 1, smoothing: float = 1.0):
+        if codebook_size < 2:
+            raise ValueError(f"codebook_size must be at least 2, got {codebook_size}.")
+        if smoothing <= 0:
+            raise ValueError(f"smoothing must be positive, got {smoothing}.")
+        self.codebook_size = int(codebook_size)
+        self.radius = int(radius)
+        self.smoothing = float(smoothing)
+        self.offsets = neighbour_offsets(self.radius)
+        self.prior_counts: np.ndarray | None = None
+        self.pair_counts: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, codes) -> CodeNaiveBayes:
+        """Count codes and (centre, neighbour) pairs in code maps ``[n, h, w]`` (or one
+        ``[h, w]`` map). Returns ``self``."""
+        maps, _ = _as_maps(codes, self.codebook_size)
+        if maps.size == 0:
+            raise ValueError("cannot fit on an empty set of code maps.")
+        size = self.codebook_size
+        self.prior_counts = np.bincount(maps.ravel(), minlength=size).astype(np.float64)
+        self.pair_counts = np.zeros((len(self.offsets), size, size), np.float64)
+        for index, (dt, df) in enumerate(self.offsets):
+            centre, neighbour = _shifted_pairs(maps, dt, df)
+            pairs = np.bincount((neighbour * size + centre).ravel(), minlength=size * size)
+            self.pair_counts[index] = pairs.reshape(size, size)  # [neighbour v, centre k]
+        return self
+
+    def _check_fitted(self):
+        if self.prior_counts is None or self.pair_counts is None:
+            raise ValueError("this CodeNaiveBayes is not fitted yet: call fit(code_maps) first.")
+
+    @property
+    def log_prior(self) -> np.ndarray:
+        """``log p(x = k)``, ``[K]``."""
+        self._check_fitted()
+        alpha, size = self.smoothing, self.codebook_size
+        return np.log((self.prior_counts + alpha) / (self.prior_counts.sum() + alpha * size))
+
+    @property
+    def log_likelihood(self) -> np.ndarray:
+        """``log p(n_o = v | x = k)``, ``[offsets, K (neighbour v), K (centre k)]``."""
+        self._check_fitted()
+        alpha, size = self.smoothing, self.codebook_size
+        totals = self.pair_counts.sum(axis=1, keepdims=True)  # over neighbour values
+        return np.log((self.pair_counts + alpha) / (totals + alpha * size))
+
+    @property
+    def conditionals(self) -> np.ndarray:
+        """``p(x = k | n_o = v)``, the per-neighbour tables, ``[offsets, K (v), K (k)]``;
+        each row sums to 1."""
+        self._check_fitted()
+        alpha, size = self.smoothing, self.codebook_size
+        totals = self.pair_counts.sum(axis=2, keepdims=True)  # over centre values
+        return (self.pair_counts + alpha) / (totals + alpha * size)
+
+    def _padded_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """``log_prior [K]`` and ``log_likelihood`` with an extra neighbour value ``K``
+        (outside the map) whose row is 0: ``[offsets, K + 1, K]``."""
+        likelihood = self.log_likelihood
+        outside = np.zeros((likelihood.shape[0], 1, self.codebook_size))
+        return self.log_prior, np.concatenate([likelihood, outside], axis=1)
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict_log_proba(self, codes, positions=None) -> np.ndarray:
+        """``log p(x[t, f] = k | neighbours)`` for code maps ``[n, h, w]`` (or ``[h, w]``).
+
+        Args:
+            codes: the code maps (the centre's own value is never used).
+            positions: None for every position, or a list of ``(t, f)``.
+
+        Returns:
+            ``[n, h, w, K]`` (all positions) or ``[n, len(positions), K]``; without the
+            leading ``n`` when one map was given. Each distribution sums to 1.
+        """
+        maps, single = _as_maps(codes, self.codebook_size)
+        log_prior, table = self._padded_tables()
+        padded = self._pad(maps)
+        radius = self.radius
+        if positions is None:
+            _, height, width = maps.shape
+            scores = np.broadcast_to(log_prior, (*maps.shape, self.codebook_size)).copy()
+            for index, (dt, df) in enumerate(self.offsets):
+                neighbours = padded[
+                    :, radius + dt : radius + dt + height, radius + df : radius + df + width
+                ]  # [n, h, w]
+                scores += table[index][neighbours]  # [n, h, w, K]
+        else:
+            positions = self._checked_positions(positions, maps.shape[1:])
+            scores = np.stack(
+                [self._scores_at(padded, table, log_prior, t, f) for t, f in positions], axis=1
+            )  # [n, P, K]
+        scores -= _logsumexp(scores)
+        return scores[0] if single else scores
+
+    def predict_proba(self, codes, positions=None) -> np.ndarray:
+        """Probabilities over the ``K`` codes; see :meth:`predict_log_proba`."""
+        return np.exp(self.predict_log_proba(codes, positions))
+
+    def predict(self, codes) -> np.ndarray:
+        """The most likely code of every position given its neighbours, ``[n, h, w]``."""
+        return np.argmax(self.predict_log_proba(codes), axis=-1)
+
+    def accuracy(self, codes) -> float:
+        """Fraction of positions whose code is the model's most likely one."""
+        maps, _ = _as_maps(codes, self.codebook_size)
+        return float(np.mean(self.predict(maps) == maps))
+
+    def mean_log_likelihood(self, codes) -> float:
+        """Mean ``log p(true code | neighbours)`` per position, in nats (higher is better)."""
+        maps, _ = _as_maps(codes, self.codebook_size)
+        log_proba = self.predict_log_proba(maps)
+        return float(np.mean(np.take_along_axis(log_proba, maps[..., None], axis=-1)))
+
+    def _pad(self, maps: np.ndarray) -> np.ndarray:
+        """Maps padded by ``radius`` on both sides with the "outside" value ``K``."""
+        radius = self.radius
+        return np.pad(
+            maps, ((0, 0), (radius, radius), (radius, radius)), constant_values=self.codebook_size
+        )
+
+    def _scores_at(self, padded, table, log_prior, t: int, f: int) -> np.ndarray:
+        """Unnormalised log scores ``[n, K]`` of position ``(t, f)``."""
+        rows = self.radius + t + self.offsets[:, 0]
+        cols = self.radius + f + self.offsets[:, 1]
+        neighbours = padded[:, rows, cols]  # [n, offsets]
+        offset_index = np.arange(len(self.offsets))[None, :]
+        return log_prior + table[offset_index, neighbours].sum(axis=1)  # [n, O, K] -> [n, K]
+
+    @staticmethod
+    def _checked_positions(positions, shape) -> list[tuple[int, int]]:
+        checked = []
+        for t, f in positions:
+            if not (0 <= t < shape[0] and 0 <= f < shape[1]):
+                raise ValueError(f"position {(t, f)} is outside the {shape[0]} x {shape[1]} map.")
+            checked.append((int(t), int(f)))
+        return checked
+
+    # ------------------------------------------------------------------ resampling
+
+    def resample_region(
+        self,
+        codes,
+        time_slice: slice | tuple[int, int],
+        freq_slice: slice | tuple[int, int],
+        sweeps: int = 4,
+        temperature: float = 1.0,
+        seed: int | None = 0,
+        reinitialize: bool = False,
+    ) -> np.ndarray:
+        """Redraw the codes inside a box by Gibbs sweeps; codes outside never change.
+
+        Args:
+            codes: code maps ``[n, h, w]`` or one ``[h, w]`` map (not modified).
+            time_slice, freq_slice: the box, as slices or ``(start, stop)`` of the map's
+                first (time) and second (frequency) axes.
+            sweeps: passes over the box, each visiting every position once in random
+                order.
+            temperature: 0 takes the most likely code; 1 samples the model; > 1 flattens it.
+            seed: seed of the visiting order and the draws (same seed, same result).
+            reinitialize: start the box from codes drawn from the prior ``p(x)`` instead of
+                the current ones.
+
+        Returns:
+            New code maps, the shape of ``codes``.
+        """
+        self._check_fitted()
+        maps, single = _as_maps(codes, self.codebook_size)
+        rows, cols = region_slices(time_slice, freq_slice, maps.shape[1:])
+        if sweeps < 1:
+            raise ValueError(f"sweeps must be at least 1, got {sweeps}.")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}.")
+        rng = np.random.default_rng(seed)
+        log_prior, table = self._padded_tables()
+        padded = self._pad(maps)
+        box = [(t, f) for t in range(rows.start, rows.stop) for f in range(cols.start, cols.stop)]
+        radius = self.radius
+        if reinitialize:
+            for t, f in box:
+                padded[:, radius + t, radius + f] = _draw(log_prior[None], 1.0, rng, len(maps))
+        for _ in range(sweeps):
+            for position in rng.permutation(len(box)):
+                t, f = box[position]
+                scores = self._scores_at(padded, table, log_prior, t, f)  # [n, K]
+                padded[:, radius + t, radius + f] = _draw(scores, temperature, rng, len(maps))
+        result = padded[:, radius:-radius, radius:-radius].astype(np.int32)
+        return result[0] if single else result
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, path: str | Path) -> Path:
+        """Write the counts and settings to an ``.npz`` file."""
+        self._check_fitted()
+        path = Path(path)
+        np.savez(
+            path,
+            prior_counts=self.prior_counts,
+            pair_counts=self.pair_counts,
+            codebook_size=self.codebook_size,
+            radius=self.radius,
+            smoothing=self.smoothing,
+        )
+        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path) -> CodeNaiveBayes:
+        """Read a model written by :meth:`save`."""
+        with np.load(path) as saved:
+            model = cls(
+                int(saved["codebook_size"]), int(saved["radius"]), float(saved["smoothing"])
+            )
+            model.prior_counts = saved["prior_counts"].astype(np.float64)
+            model.pair_counts = saved["pair_counts"].astype(np.float64)
+        expected = (len(model.offsets), model.codebook_size, model.codebook_size)
+        if model.pair_counts.shape != expected:
+            raise ValueError(f"{path}: pair counts {model.pair_counts.shape}, expected {expected}.")
+        return model
+
+
+def most_frequent_code_accuracy(train_codes, test_codes) -> float:
+    """The baseline: accuracy of always predicting the code most frequent in training."""
+    train, test = np.asarray(train_codes), np.asarray(test_codes)
+    if train.size == 0 or test.size == 0:
+        raise ValueError("need non-empty training and test code maps.")
+    most_frequent = np.bincount(train.ravel().astype(np.int64)).argmax()
+    return float(np.mean(test == most_frequent))
+
+
+def region_slices(
+    time_slice: slice | tuple[int, int], freq_slice: slice | tuple[int, int], shape
+) -> tuple[slice, slice]:
+    """Check a box against a map of ``shape (h, w)`` and return it as two slices with
+    explicit, non-empty bounds."""
+    checked = []
+    for name, given, size in (("time", time_slice, shape[0]), ("freq", freq_slice, shape[1])):
+        if isinstance(given, slice):
+            if given.step not in (None, 1):
+                raise ValueError(f"{name} slice must have step 1, got {given}.")
+            start = 0 if given.start is None else int(given.start)
+            stop = size if given.stop is None else int(given.stop)
+        else:
+            start, stop = (int(value) for value in given)
+        if not 0 <= start < stop <= size:
+            raise ValueError(
+                f"{name} range {start}:{stop} must be non-empty and inside 0:{size} "
+                "of the code map."
+            )
+        checked.append(slice(start, stop))
+    return checked[0], checked[1]
+
+
+def _shifted_pairs(maps: np.ndarray, dt: int, df: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centre codes and their neighbours at ``(dt, df)``, for every centre whose neighbour
+    lies inside the map."""
+    _, height, width = maps.shape
+    centre = maps[:, max(0, -dt) : height - max(0, dt), max(0, -df) : width - max(0, df)]
+    neighbour = maps[:, max(0, dt) : height + min(0, dt), max(0, df) : width + min(0, df)]
+    return centre, neighbour
+
+
+def _logsumexp(scores: np.ndarray) -> np.ndarray:
+    peak = scores.max(axis=-1, keepdims=True)
+    return peak + np.log(np.exp(scores - peak).sum(axis=-1, keepdims=True))
+
+
+def _draw(scores: np.ndarray, temperature: float, rng: np.random.Generator, n: int) -> np.ndarray:
+    """One code per row of log scores ``[n, K]`` at ``temperature`` (0: the argmax)."""
+    if temperature == 0:
+        return scores.argmax(axis=-1)
+    scaled = scores / temperature
+    probabilities = np.exp(scaled - _logsumexp(scaled))
+    cumulative = np.cumsum(probabilities, axis=-1)
+    uniform = rng.random((n, 1)) * cumulative[:, -1:]
+    return np.minimum((cumulative < uniform).sum(axis=-1), scores.shape[-1] - 1)
+
+
+# ----------------------------------------------------------------------------- audio
+
+
+@dataclasses.dataclass(frozen=True)
+class InpaintingResult:
+    """What :func:`inpaint_audio` made.
+
+    Attributes:
+        audio: the new sound, ``[samples]`` (the input's length).
+        before_image, after_image: spectrogram images ``[frames, bins]`` in [0, 1].
+        before_codes, after_codes: code maps ``[h, w]``.
+        time_slice, freq_slice: the resampled box on the code map.
+        factor: pixels (frames and bins) per code along each axis.
+    """
+
+    audio: np.ndarray
+    before_image: np.ndarray
+    after_image: np.ndarray
+    before_codes: np.ndarray
+    after_codes: np.ndarray
+    time_slice: slice
+    freq_slice: slice
+    factor: int
+
+    @property
+    def changed_fraction(self) -> float:
+        """Fraction of the box's codes that changed."""
+        box = (self.time_slice, self.freq_slice)
+        return float(np.mean(self.before_codes[box] != self.after_codes[box]))
+
+
+def code_region(
+    time_range: tuple[float, float],
+    freq_range: tuple[float, float],
+    spec: SpectrogramSpec,
+    factor: int,
+    code_shape: tuple[int, int],
+    freq_unit: Literal["hz", "bin"] = "hz",
+) -> tuple[slice, slice]:
+    """The code-map box covering a time range (seconds) and a frequency range (Hz or
+    spectrogram bins), rounded outwards to whole codes.
+
+    A frame ``i`` starts at ``i * frame_step / sample_rate`` seconds; bin ``k`` is at
+    ``k * sample_rate / frame_length`` Hz; code ``(r, c)`` covers frames ``r f .. r f + f - 1``
+    and bins ``c f .. c f + f - 1``.
+    """
+    (t_start, t_stop), (f_start, f_stop) = time_range, freq_range
+    if not 0 <= t_start < t_stop:
+        raise ValueError(f"time range {t_start}:{t_stop} s must satisfy 0 <= start < stop.")
+    if freq_unit not in ("hz", "bin"):
+        raise ValueError(f"freq_unit must be 'hz' or 'bin', not {freq_unit!r}.")
+    if not 0 <= f_start < f_stop:
+        raise ValueError(f"frequency range {f_start}:{f_stop} must satisfy 0 <= start < stop.")
+    frames_per_second = spec.sample_rate / spec.frame_step
+    bins_per_unit = spec.frame_length / spec.sample_rate if freq_unit == "hz" else 1.0
+    rows = _cells(t_start * frames_per_second, t_stop * frames_per_second, factor, code_shape[0])
+    cols = _cells(f_start * bins_per_unit, f_stop * bins_per_unit, factor, code_shape[1])
+    if rows is None or cols is None:
+        raise ValueError(
+            f"the region {t_start}:{t_stop} s x {f_start}:{f_stop} {freq_unit} lies outside the "
+            f"sound ({code_shape[0] * factor / frames_per_second:.2f} s, "
+            f"{spec.sample_rate / 2:g} Hz)."
+        )
+    return rows, cols
+
+
+def _cells(start: float, stop: float, factor: int, count: int) -> slice | None:
+    first = int(np.floor(start / factor))
+    last = int(np.ceil(stop / factor))
+    first, last = max(first, 0), min(last, count)
+    return slice(first, last) if first < last else None
+
+
+def inpaint_audio(
+    audio,
+    vq_model,
+    naive_bayes: CodeNaiveBayes,
+    spec: SpectrogramSpec,
+    time_range: tuple[float, float],
+    freq_range: tuple[float, float],
+    freq_unit: Literal["hz", "bin"] = "hz",
+    sweeps: int = 4,
+    temperature: float = 1.0,
+    seed: int | None = 0,
+    iterations: int = 32,
+    keep_outside: bool = True,
+) -> InpaintingResult:
+    """The "blur" effect: encode a sound, resample a time-frequency box of its code map with
+    Naive Bayes, decode, and invert the spectrogram (Griffin-Lim).
+
+    Args:
+        audio: one sound ``[samples]`` at ``spec.sample_rate``, any length.
+        vq_model: a trained :class:`course_lib.vq.VQVAE` (its ``encode_codes`` and
+            ``decode_codes`` are used).
+        naive_bayes: a fitted :class:`CodeNaiveBayes` on that model's code maps.
+        spec: the spectrogram settings the model was trained with.
+        time_range: ``(start, stop)`` in seconds.
+        freq_range: ``(low, high)`` in Hz (or spectrogram bins with ``freq_unit="bin"``).
+        sweeps, temperature, seed: see :meth:`CodeNaiveBayes.resample_region`.
+        iterations: Griffin-Lim iterations.
+        keep_outside: keep the input's own spectrogram outside the box and decode only the
+            box with the margin the decoder sees (``vq_model.decoder_reach`` codes); False
+            decodes the whole code map and uses it everywhere.
+
+    Returns:
+        An :class:`InpaintingResult`; ``result.audio`` has the input's length.
+    """
+    from course_lib import spectrogram
+
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    if audio.size == 0:
+        raise ValueError("audio is empty.")
+    factor = int(vq_model.downsampling_factor)
+    if spec.bins % factor:
+        raise ValueError(
+            f"{spec.bins} frequency bins do not divide by the model's downsampling factor {factor}."
+        )
+    if naive_bayes.codebook_size != vq_model.codebook_size:
+        raise ValueError(
+            f"the Naive Bayes model has {naive_bayes.codebook_size} codes but the VQ-VAE "
+            f"{vq_model.codebook_size}: fit it on this model's code maps."
+        )
+    image = spectrogram.to_spectrogram(audio[None], spec).numpy()[0]  # [frames, bins]
+    frames = image.shape[0]
+    padded_frames = -(-frames // factor) * factor
+    padded = np.pad(image, ((0, padded_frames - frames), (0, 0)))  # silence at the end
+    before_codes = vq_model.encode_codes(padded[None])[0]  # [h, w]
+    rows, cols = code_region(time_range, freq_range, spec, factor, before_codes.shape, freq_unit)
+    after_codes = naive_bayes.resample_region(
+        before_codes, rows, cols, sweeps=sweeps, temperature=temperature, seed=seed
+    )
+    if keep_outside:
+        # Decode only the box and the margin the decoder can see (much faster, and the
+        # same pixels inside the box), then paste the box into the input's spectrogram.
+        reach = int(vq_model.decoder_reach)
+        height, width = after_codes.shape
+        top, left = max(rows.start - reach, 0), max(cols.start - reach, 0)
+        crop = after_codes[
+            top : min(rows.stop + reach, height), left : min(cols.stop + reach, width)
+        ]
+        decoded = vq_model.decode_codes(crop[None])[0, ..., 0]  # [crop frames, crop bins]
+        inside = (
+            slice((rows.start - top) * factor, (rows.stop - top) * factor),
+            slice((cols.start - left) * factor, (cols.stop - left) * factor),
+        )
+        after = padded.copy()
+        box = (
+            slice(rows.start * factor, rows.stop * factor),
+            slice(cols.start * factor, cols.stop * factor),
+        )
+        after[box] = decoded[inside]
+    else:
+        after = vq_model.decode_codes(after_codes[None])[0, ..., 0]  # [frames', bins]
+    after = after[:frames]
+    new_audio = spectrogram.to_audio(after[None], audio.size, spec, iterations)[0]
+    return InpaintingResult(
+        audio=new_audio,
+        before_image=image,
+        after_image=after,
+        before_codes=before_codes,
+        after_codes=after_codes,
+        time_slice=rows,
+        freq_slice=cols,
+        factor=factor,
+    )

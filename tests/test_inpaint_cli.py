@@ -1,0 +1,170 @@
+"""python -m course_lib.inpaint: saving and loading an effect, a WAV of the input's length
+out, and one error line with exit 2 for bad arguments (before TensorFlow loads)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+
+from course_lib import audio, inpaint
+from course_lib.inpainting import CodeNaiveBayes
+from course_lib.vq import VQConfig, build_vq_vae, spectrogram_images
+from data_prep.fixtures import make_fixtures
+
+CFG = VQConfig.quick()
+
+
+@pytest.fixture(scope="module")
+def effect_dir(tmp_path_factory):
+    """An effect folder: a quick VQ-VAE after one epoch on a few fixture notes (its
+    codebook initialised on their encoder outputs) and Naive Bayes on its code maps."""
+    root = make_fixtures(tmp_path_factory.mktemp("fixtures"), kind="notes", per_class=2).nsynth
+    folder = root / "nsynth-valid" / "audio"
+    notes = np.stack([audio.load_audio(path, 16000)[0] for path in sorted(folder.glob("*.wav"))])
+    images = spectrogram_images(notes, CFG.spec)
+    keras.utils.set_random_seed(0)
+    model = build_vq_vae(cfg=CFG)
+    model.fit(images, epochs=1, batch_size=len(images), verbose=0)
+    naive_bayes = CodeNaiveBayes(CFG.codebook_size, radius=1).fit(model.encode_codes(images))
+    out = tmp_path_factory.mktemp("effect")
+    inpaint.save_effect(out, model, naive_bayes, CFG.spec, sweeps=2, griffin_lim_iterations=4)
+    return {"folder": out, "model": model, "images": images, "note": notes[0]}
+
+
+@pytest.fixture()
+def input_wav(tmp_path):
+    """A 2.3 s stereo WAV at 22.05 kHz: not the model's rate, length or channel count."""
+    rate = 22050
+    time_axis = np.arange(round(2.3 * rate)) / rate
+    tone = 0.4 * np.sin(2 * np.pi * 330 * time_axis) * np.exp(-time_axis)
+    path = tmp_path / "in.wav"
+    soundfile.write(path, np.stack([tone, 0.5 * tone], axis=1), rate, subtype="PCM_16")
+    return path
+
+
+def test_effect_folder_round_trip(effect_dir):
+    settings = json.loads((effect_dir["folder"] / inpaint.SETTINGS_NAME).read_text())
+    assert settings["spectrogram"]["frame_step"] == CFG.frame_step
+    assert settings["sweeps"] == 2 and settings["codebook_size"] == CFG.codebook_size
+    loaded = inpaint.load_effect(effect_dir["folder"])
+    assert loaded.spec == CFG.spec and loaded.griffin_lim_iterations == 4
+    np.testing.assert_array_equal(
+        loaded.vq_model.encode_codes(effect_dir["images"]),
+        effect_dir["model"].encode_codes(effect_dir["images"]),
+    )
+    assert loaded.naive_bayes.pair_counts.sum() > 0
+
+
+def test_writes_a_wav_with_the_inputs_rate_and_length(effect_dir, input_wav, tmp_path):
+    output = tmp_path / "out.wav"
+    command = [
+        sys.executable,
+        "-m",
+        "course_lib.inpaint",
+        "--input",
+        str(input_wav),
+        "--output",
+        str(output),
+        "--time",
+        "0.5:1.5",
+        "--freq",
+        "200:3000",
+        "--model",
+        str(effect_dir["folder"]),
+        "--temperature",
+        "2",
+        "--seed",
+        "3",
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout
+    info = soundfile.info(output)
+    original = soundfile.info(input_wav)
+    assert (info.samplerate, info.frames, info.channels) == (
+        original.samplerate,
+        original.frames,
+        1,
+    )
+    samples, _ = soundfile.read(output)
+    assert np.abs(samples).max() > 0.01
+
+
+def test_in_process_run_keeps_the_length_and_reports(effect_dir, input_wav, tmp_path, capsys):
+    output = tmp_path / "out.wav"
+    arguments = ["--input", str(input_wav), "--output", str(output), "--time", "0:1"]
+    arguments += ["--freq", "0:8000", "--model", str(effect_dir["folder"]), "--sweeps", "1"]
+    assert inpaint.main(arguments) == 0
+    assert soundfile.info(output).frames == soundfile.info(input_wav).frames
+    assert "changed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--time": "1.5:0.5"}, "--time: range '1.5:0.5' must satisfy 0 <= START < STOP"),
+        ({"--time": "abc"}, "is not a range START:STOP in seconds"),
+        ({"--time": "3:4"}, "--time starts at 3 s but"),
+        ({"--freq": "9000:10000"}, "at or above the model's Nyquist frequency 8000 Hz"),
+        ({"--freq": "-5:100"}, "argument --freq: expected one argument"),
+        ({"--input": "missing.wav"}, "--input missing.wav does not exist"),
+        ({"--input": "not_audio.wav"}, "is not usable audio"),
+        ({"--model": "no_effect_here"}, "holds no trained effect"),
+        ({"--sweeps": "0"}, "--sweeps must be at least 1"),
+        ({"--temperature": "-1"}, "--temperature must be >= 0"),
+    ],
+)
+def test_bad_arguments_print_one_error_line_and_exit_2(
+    change, message, effect_dir, input_wav, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not_audio.wav").write_text("these are not samples")
+    (tmp_path / "no_effect_here").mkdir()
+    values = {
+        "--input": str(input_wav),
+        "--output": str(tmp_path / "out.wav"),
+        "--time": "0.5:1.0",
+        "--freq": "100:1000",
+        "--model": str(effect_dir["folder"]),
+        **change,
+    }
+    arguments = [item for pair in values.items() for item in pair]
+    try:
+        code = inpaint.main(arguments)
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert message in lines[0]
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_bad_argument_fails_fast_without_loading_tensorflow(tmp_path):
+    started = time.perf_counter()
+    code = (
+        "import sys; from course_lib import inpaint; "
+        "status = inpaint.main(['--input', 'x.wav', '--output', 'y.wav', '--time', '0:1', "
+        "'--freq', '0:100', '--model', '.']); "
+        "print('tensorflow' in sys.modules); sys.exit(status)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert done.stdout.strip() == "False"
+    assert done.stderr.strip() == "error: --input x.wav does not exist."
+    assert time.perf_counter() - started < 20

@@ -34,12 +34,12 @@ TIME_RANGE = (1.0, 2.0)
 FREQ_RANGE = (200.0, 2000.0)
 
 
-def fixture_notes() -> tuple[np.ndarray, np.ndarray]:
-    """A few fixture notes ``[n, 64000]`` and one keyboard note ``[64000]``."""
+def fixture_notes(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """A few 4 s fixture notes ``[n, samples]`` and one keyboard note ``[samples]``."""
     with tempfile.TemporaryDirectory() as folder:
         root = make_fixtures(folder, kind="notes", per_class=2).nsynth
         paths = sorted((root / "nsynth-valid" / "audio").glob("*.wav"))
-        notes = np.stack([audio.load_audio(path, 16000)[0] for path in paths])
+        notes = np.stack([audio.load_audio(path, sample_rate)[0] for path in paths])
     keyboard = next(i for i, path in enumerate(paths) if path.name.startswith("keyboard"))
     return notes, notes[keyboard]
 
@@ -61,9 +61,10 @@ def summary(seconds: list[float]) -> str:
     )
 
 
-def benchmark(preset: str, notes: np.ndarray, note: np.ndarray, runs: int) -> float:
+def benchmark(preset: str, runs: int) -> float:
     cfg = VQConfig.for_mode(preset)
     spec = cfg.spec
+    notes, note = fixture_notes(cfg.sample_rate)
     images = spectrogram_images(notes, spec)
     keras.utils.set_random_seed(0)
     model = build_vq_vae(cfg=cfg)
@@ -72,7 +73,8 @@ def benchmark(preset: str, notes: np.ndarray, note: np.ndarray, runs: int) -> fl
     naive_bayes.fit(model.encode_codes(images))
     frames, bins = spec.shape(note.size)
     print(
-        f"\n{preset} preset: {frames} x {bins} spectrogram, widths {cfg.widths}, "
+        f"\n{preset} preset: a {note.size / cfg.sample_rate:.0f} s note at {cfg.sample_rate} Hz, "
+        f"{frames} x {bins} spectrogram, widths {cfg.widths}, "
         f"code map {frames // model.downsampling_factor} x {bins // model.downsampling_factor}, "
         f"{cfg.codebook_size} codes, {model.count_params():,} weights, radius {cfg.radius}, "
         f"{cfg.sweeps} sweeps, {cfg.griffin_lim_iterations} Griffin-Lim iterations"
@@ -130,10 +132,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--presets", default="quick,full", help="comma-separated presets")
     args = parser.parse_args()
-    notes, note = fixture_notes()
-    print(f"P5: inpainting round trip on a {note.size / 16000:.0f} s note, CPU")
+    print("P5: inpainting round trip (encode, resample, decode, Griffin-Lim), CPU")
     for preset in args.presets.split(","):
-        benchmark(preset.strip(), notes, note, args.runs)
+        benchmark(preset.strip(), args.runs)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def effect_dir(tmp_path_factory):
     codebook initialised on their encoder outputs) and Naive Bayes on its code maps."""
     root = make_fixtures(tmp_path_factory.mktemp("fixtures"), kind="notes", per_class=2).nsynth
     folder = root / "nsynth-valid" / "audio"
-    notes = np.stack([audio.load_audio(path, 16000)[0] for path in sorted(folder.glob("*.wav"))])
+    notes = np.stack(
+        [audio.load_audio(path, CFG.sample_rate)[0] for path in sorted(folder.glob("*.wav"))]
+    )
     images = spectrogram_images(notes, CFG.spec)
     keras.utils.set_random_seed(0)
     model = build_vq_vae(cfg=CFG)
@@ -117,7 +119,7 @@ def test_in_process_run_keeps_the_length_and_reports(effect_dir, input_wav, tmp_
         ({"--time": "1.5:0.5"}, "--time: range '1.5:0.5' must satisfy 0 <= START < STOP"),
         ({"--time": "abc"}, "is not a range START:STOP in seconds"),
         ({"--time": "3:4"}, "--time starts at 3 s but"),
-        ({"--freq": "9000:10000"}, "at or above the model's Nyquist frequency 8000 Hz"),
+        ({"--freq": "9000:10000"}, "at or above the model's Nyquist frequency 4000 Hz"),
         ({"--freq": "-5:100"}, "argument --freq: expected one argument"),
         ({"--input": "missing.wav"}, "--input missing.wav does not exist"),
         ({"--input": "not_audio.wav"}, "is not usable audio"),

@@ -170,7 +170,9 @@ def trained(tmp_path_factory):
     def notes(split):
         folder = root / f"nsynth-{split}"
         names = sorted(json.loads((folder / "examples.json").read_text()))
-        sounds = [audio.load_audio(folder / "audio" / f"{name}.wav", 16000)[0] for name in names]
+        sounds = [
+            audio.load_audio(folder / "audio" / f"{name}.wav", CFG.sample_rate)[0] for name in names
+        ]
         return names, np.stack(sounds)
 
     _, train_audio = notes("valid")
@@ -207,7 +209,7 @@ def test_inpaint_audio_keeps_the_length_and_everything_outside_the_box(trained):
     # A decaying piano-like note: steady tones give code maps that are constant in time,
     # where the model is so sure of every code that resampling changes nothing.
     keyboard = [i for i, name in enumerate(trained["test_names"]) if name.startswith("keyboard")]
-    sound = trained["test_audio"][keyboard[0]][: 3 * 16000 + 321]  # any length
+    sound = trained["test_audio"][keyboard[0]][: 3 * CFG.sample_rate + 321]  # any length
     result = inpainting.inpaint_audio(
         sound,
         model,
@@ -222,7 +224,7 @@ def test_inpaint_audio_keeps_the_length_and_everything_outside_the_box(trained):
     assert result.audio.shape == sound.shape and np.isfinite(result.audio).all()
     assert np.abs(result.audio).max() > 0.01
     rows, cols = result.time_slice, result.freq_slice
-    assert (rows, cols) == (slice(4, 12), slice(0, 4))  # 0.5 s = frame 32, 2 kHz = bin 32
+    assert (rows, cols) == (slice(4, 12), slice(0, 8))  # 0.5 s = frame 32, 2 kHz = bin 64
     outside = np.ones(result.before_codes.shape, bool)
     outside[rows, cols] = False
     np.testing.assert_array_equal(result.after_codes[outside], result.before_codes[outside])

@@ -32,8 +32,8 @@ class VQConfig(Presets):
     estimate, not a measurement). The digits prototype trains on MNIST (60,000 images,
     downloaded by Keras).
 
-    Quick: the synthesized notes fixture (a few dozen 4 s notes) as 256 x 128 images
-    (16 ms windows, 15.6 ms hop; a code covers 125 ms x 500 Hz), narrow blocks, 32
+    Quick: the synthesized notes fixture (80 training notes of 4 s) at 8 kHz as 256 x 128
+    images (32 ms windows, 15.6 ms hop; a code covers 125 ms x 250 Hz), narrow blocks, 32
     codewords of 8 numbers, and scikit-learn's bundled 8 x 8 digits upsampled to 32 x 32
     for the prototype: each trains in well under a minute on two CPU cores.
 
@@ -113,14 +113,15 @@ class VQConfig(Presets):
     def quick(cls) -> VQConfig:
         return cls(
             max_per_family=None,
+            sample_rate=8000,
             frame_length=256,
-            frame_step=250,
+            frame_step=125,
             griffin_lim_iterations=16,
             widths=(8, 16, 32),
             residual_blocks=1,
             code_dim=8,
             codebook_size=32,
-            epochs=12,
+            epochs=30,
             batch_size=16,
             learning_rate=2e-3,
             digit_widths=(16, 32),

@@ -107,6 +107,8 @@ def resumable_fit(
     Returns:
         ``{"loss": [...], ...}`` for every epoch trained in this folder.
     """
+    if hasattr(x, "element_spec"):  # a tf.data.Dataset shuffles itself
+        fit_options.setdefault("shuffle", False)
     model.fit(
         x,
         epochs=epochs,

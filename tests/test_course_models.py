@@ -1,0 +1,83 @@
+"""course_lib.course_models: train once, restore afterwards (same weights, no training),
+and the energy total of the sessions that trained."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_lib import course_models, energy
+from data_prep import prepare
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+class CountEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs += 1
+
+
+def test_diffusion_trains_once_then_restores_the_same_weights(data_dir):
+    from course_lib.diffusion import DiffusionConfig
+
+    cfg = DiffusionConfig.quick().replace(epochs=1, residual_layers=2, dilation_cycle=2)
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
+    first = course_models.diffusion(folder, cfg, verbose=0)
+    assert len(first.history["loss"]) == 1
+    assert (first.folder / course_models.ENERGY_NAME).is_file()
+    assert first.training_energy.seconds > 0
+
+    counter = CountEpochs()
+    again = course_models.diffusion(folder, cfg, [counter], verbose=0)
+    assert counter.epochs == 0 and again.history == first.history
+    assert again.training_energy == first.training_energy  # nothing new was added
+    clips = first.model.generate(2, steps=3, label=[0, 1], seed=4, progress=False)
+    np.testing.assert_allclose(
+        again.model.generate(2, steps=3, label=[0, 1], seed=4, progress=False), clips, atol=1e-5
+    )
+
+
+def test_vq_vae_with_prior_generates_clips_of_the_dataset_length(data_dir):
+    from course_lib.vq import VQConfig
+
+    folder = prepare.speech_commands_tfrecords(8000, "sc09")
+    cfg = VQConfig.quick().replace(dataset="speech", clip_seconds=1.0, epochs=1)
+    trained = course_models.vq_vae_with_prior(folder, cfg, verbose=0)
+    assert trained.extras["code_shape"] == (8, 16)
+    clips = course_models.sample_vq_sounds(trained, 3, seed=1, sweeps=1)
+    assert clips.shape == (3, 8000) and np.isfinite(clips).all()
+    assert not np.allclose(clips[0], clips[1])
+    wrong_rate = prepare.speech_commands_tfrecords(4000, "sc09")
+    with pytest.raises(ValueError, match="holds 4000 Hz audio but the VQ config expects 8000"):
+        course_models.vq_vae_with_prior(wrong_rate, cfg)
+
+
+def test_wavenet_trains_with_its_command_line_once(data_dir, tmp_path):
+    from course_lib.wavenet import WaveNetConfig, checkpoints
+
+    cfg = WaveNetConfig.quick().replace(steps=4, checkpoint_every=2)
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
+    first = course_models.wavenet(folder, cfg, logdir=tmp_path / "logdir")
+    assert first.history["step"] == [2, 4] and first.model.num_classes == 10
+    again = course_models.wavenet(folder, cfg, logdir=tmp_path / "logdir")
+    assert checkpoints.read_losses(tmp_path / "logdir")["step"] == [2, 4]  # not trained again
+    assert again.training_energy == first.training_energy
+
+
+def test_energy_of_training_sessions_adds_up(tmp_path):
+    first = energy.EnergyReport("training", 2.0, 1e-6, 2e-7, "RAPL", True)
+    second = energy.EnergyReport("training", 3.0, 2e-6, 1e-7, "RAPL", True)
+    course_models._add_energy(tmp_path, first)
+    total = course_models._add_energy(tmp_path, second)
+    assert total.seconds == 5.0 and total.measured and total.method == "RAPL"
+    assert total.energy_kwh == pytest.approx(3e-6) and total.co2_kg == pytest.approx(3e-7)
+    assert course_models._add_energy(tmp_path, None) == total
+    unmeasured = course_models._add_energy(tmp_path / "other", None)
+    assert not unmeasured.measured and "no training session" in unmeasured.reason

@@ -99,8 +99,8 @@ def main() -> None:
             )
         )
         naive = timed(naive_conversion, files, root / "naive.tfrecord", args.sample_rate)
+        workers = args.workers or default_workers(files[0], args.sample_rate)  # files still exist
     count = len(files)
-    workers = args.workers or default_workers(files[0], args.sample_rate)
     print(
         f"{count} files of 1 s at 16000 Hz, target rate {args.sample_rate} Hz, "
         f"{workers} worker process(es), {os.cpu_count()} CPUs"

@@ -53,24 +53,20 @@ def kl_weight(step, beta: float, warmup_steps: int):
     return beta * progress
 
 
-@keras.saving.register_keras_serializable(package="course_lib")
-class SpectrogramVAE(keras.Model):
-    """A VAE on spectrogram images of fixed-length clips.
+class AudioVAE(keras.Model):
+    """What the spectrogram and the waveform VAE share: sampling, the loss, making audio.
 
-    ``call(audio [batch, samples, 1])`` returns a dict: ``spectrogram`` (the input image),
-    ``reconstruction``, ``mean`` and ``log_var`` (``[batch, latent_dim]``). ``fit`` takes
-    batches ``(audio, labels)`` and ignores the labels; it reports ``loss``,
-    ``reconstruction`` (summed squared error per clip), ``kl`` (nats per clip) and
-    ``kl_weight``.
+    ``call(audio [batch, samples, 1])`` returns a dict: ``target`` (what the model
+    rebuilds: a spectrogram image or the waveform itself), ``reconstruction``, ``mean`` and
+    ``log_var`` (``[batch, latent_dim]``). ``fit`` takes batches ``(audio, labels)`` and
+    ignores the labels; it reports ``loss``, ``reconstruction`` (summed squared error per
+    clip), ``kl`` (nats per clip) and ``kl_weight``. Subclasses set ``self.encoder`` and
+    ``self.decoder`` and define :meth:`to_target` and :meth:`target_to_audio`.
 
     Args:
         clip_samples: samples per clip.
         sample_rate: samples per second.
-        frame_length, frame_step: the spectrogram's window and hop in samples
-            (``course_lib.spectrogram.SpectrogramSpec``).
-        widths: channels of each encoder block (the decoder mirrors them). Each block
-            halves both image axes, so ``frames`` and ``bins`` must be divisible by
-            ``2 ** len(widths)``.
+        widths: channels of each encoder block (the decoder mirrors them).
         latent_dim: size of ``z``.
         dropout: dropout after each encoder block.
         beta, warmup_steps: the KL weight schedule (:func:`kl_weight`).
@@ -81,8 +77,6 @@ class SpectrogramVAE(keras.Model):
         self,
         clip_samples: int,
         sample_rate: int = 16000,
-        frame_length: int = 512,
-        frame_step: int = 125,
         widths: Sequence[int] = (32, 64, 128, 256),
         latent_dim: int = 64,
         dropout: float = 0.1,
@@ -92,6 +86,10 @@ class SpectrogramVAE(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not widths or latent_dim < 1:
+            raise ValueError(
+                f"need at least one block and latent_dim >= 1, got {widths}, {latent_dim}."
+            )
         self.clip_samples = int(clip_samples)
         self.sample_rate = int(sample_rate)
         self.widths = tuple(int(w) for w in widths)
@@ -100,69 +98,34 @@ class SpectrogramVAE(keras.Model):
         self.beta = float(beta)
         self.warmup_steps = int(warmup_steps)
         self.seed = int(seed)
-        self.spec = spectrogram.SpectrogramSpec(self.sample_rate, frame_length, frame_step)
-        frames, bins = self.spec.shape(self.clip_samples)
-        factor = 2 ** len(self.widths)
-        if not self.widths or frames % factor or bins % factor or latent_dim < 1:
-            raise ValueError(
-                f"a {frames} x {bins} spectrogram cannot be halved {len(self.widths)} times "
-                f"(widths {self.widths}) into whole numbers, or latent_dim {latent_dim} < 1; "
-                "use fewer blocks or a clip length whose frame count divides evenly."
-            )
-        self.image_shape = (frames, bins, 1)
-        self.encoder = self._build_encoder()
-        self.decoder = self._build_decoder(frames // factor, bins // factor)
         self.sampling = Sampling(seed, name="sampling")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.kl_weight_tracker = keras.metrics.Mean(name="kl_weight")
-        self.noise_seed = keras.random.SeedGenerator(seed + 1)
-
-    # ------------------------------------------------------------------ networks
-
-    def _build_encoder(self) -> keras.Model:
-        image = keras.Input(self.image_shape, name="spectrogram")
-        x = image
-        for width in self.widths:
-            x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-            x = keras.layers.LeakyReLU(0.2)(x)
-            x = keras.layers.Dropout(self.dropout)(x)
-        x = keras.layers.Flatten()(x)
-        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
-        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
-        return keras.Model(image, [mean, log_var], name="encoder")
-
-    def _build_decoder(self, frames: int, bins: int) -> keras.Model:
-        z = keras.Input((self.latent_dim,), name="z")
-        x = keras.layers.Dense(frames * bins * self.widths[-1])(z)
-        x = keras.layers.Reshape((frames, bins, self.widths[-1]))(x)
-        for width in reversed(self.widths):
-            x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-            x = keras.layers.LeakyReLU(0.2)(x)
-        image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x)
-        return keras.Model(z, image, name="decoder")
 
     def build(self, input_shape=None):
         """Nothing to create: the encoder and decoder are functional models, built when
         constructed, and the sampling layer has no weights."""
         self.built = True
 
+    def to_target(self, audio):
+        """Waveforms ``[batch, samples(, 1)]`` to what the model rebuilds."""
+        raise NotImplementedError
+
+    def target_to_audio(self, decoded: np.ndarray, iterations: int) -> np.ndarray:
+        """Decoder outputs back to audio ``[n, samples]``."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ forward pass
 
-    def to_image(self, audio):
-        """Waveforms ``[batch, samples(, 1)]`` to spectrogram images ``[batch, t, k, 1]``."""
-        return spectrogram.to_spectrogram(audio, self.spec)[..., None]
-
     def call(self, audio, training=False):
-        image = self.to_image(audio)
-        mean, log_var = self.encoder(image, training=training)
+        target = self.to_target(audio)
+        mean, log_var = self.encoder(target, training=training)
         z = self.sampling((mean, log_var), training=training)
         reconstruction = self.decoder(z, training=training)
         return {
-            "spectrogram": image,
+            "target": target,
             "reconstruction": reconstruction,
             "mean": mean,
             "log_var": log_var,
@@ -182,8 +145,9 @@ class SpectrogramVAE(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The negative ELBO with the warm-up KL weight, averaged over the batch."""
         del x, y, sample_weight
-        squared = ops.square(y_pred["spectrogram"] - y_pred["reconstruction"])
-        reconstruction = ops.mean(ops.sum(squared, axis=(1, 2, 3)))
+        squared = ops.square(y_pred["target"] - y_pred["reconstruction"])
+        batch = ops.shape(squared)[0]
+        reconstruction = ops.mean(ops.sum(ops.reshape(squared, (batch, -1)), axis=1))
         kl = ops.mean(kl_divergence(y_pred["mean"], y_pred["log_var"]))
         step = self.optimizer.iterations if self.optimizer is not None else 0
         weight = kl_weight(step, self.beta, self.warmup_steps)
@@ -203,14 +167,14 @@ class SpectrogramVAE(keras.Model):
 
     def encode(self, audio: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Posterior means and log variances ``[n, latent_dim]`` of clips ``[n, samples]``."""
-        images = self.to_image(_clips(audio, self.clip_samples))
-        mean, log_var = self.encoder.predict(images, batch_size=batch_size, verbose=0)
+        targets = self.to_target(_clips(audio, self.clip_samples))
+        mean, log_var = self.encoder.predict(targets, batch_size=batch_size, verbose=0)
         return mean, log_var
 
     def decode_to_audio(self, z: np.ndarray, iterations: int = 32) -> np.ndarray:
-        """Latents ``[n, latent_dim]`` to audio ``[n, samples]`` (decoder, then Griffin-Lim)."""
-        images = self.decoder.predict(np.asarray(z, np.float32), batch_size=128, verbose=0)
-        return spectrogram.to_audio(images, self.clip_samples, self.spec, iterations)
+        """Latents ``[n, latent_dim]`` to audio ``[n, samples]``."""
+        decoded = self.decoder.predict(np.asarray(z, np.float32), batch_size=128, verbose=0)
+        return self.target_to_audio(decoded, iterations)
 
     def generate(self, n: int, seed: int = 0, iterations: int = 32) -> np.ndarray:
         """``n`` new clips ``[n, samples]`` from the prior ``z ~ N(0, I)``."""
@@ -240,8 +204,6 @@ class SpectrogramVAE(keras.Model):
             **super().get_config(),
             "clip_samples": self.clip_samples,
             "sample_rate": self.sample_rate,
-            "frame_length": self.spec.frame_length,
-            "frame_step": self.spec.frame_step,
             "widths": list(self.widths),
             "latent_dim": self.latent_dim,
             "dropout": self.dropout,
@@ -251,27 +213,165 @@ class SpectrogramVAE(keras.Model):
         }
 
 
+@keras.saving.register_keras_serializable(package="course_lib")
+class SpectrogramVAE(AudioVAE):
+    """A VAE on spectrogram images of fixed-length clips (see :class:`AudioVAE`).
+
+    The target is the ``[frames, bins, 1]`` image of ``course_lib.spectrogram``; audio comes
+    back through Griffin-Lim. Each encoder block halves both image axes, so ``frames`` and
+    ``bins`` must be divisible by ``2 ** len(widths)``.
+
+    Args:
+        frame_length, frame_step: the spectrogram's window and hop in samples
+            (``course_lib.spectrogram.SpectrogramSpec``).
+        Others: as in :class:`AudioVAE`.
+    """
+
+    def __init__(
+        self,
+        clip_samples: int,
+        sample_rate: int = 16000,
+        frame_length: int = 512,
+        frame_step: int = 125,
+        **kwargs,
+    ):
+        super().__init__(clip_samples, sample_rate, **kwargs)
+        self.spec = spectrogram.SpectrogramSpec(self.sample_rate, frame_length, frame_step)
+        frames, bins = self.spec.shape(self.clip_samples)
+        factor = 2 ** len(self.widths)
+        if frames % factor or bins % factor:
+            raise ValueError(
+                f"a {frames} x {bins} spectrogram cannot be halved {len(self.widths)} times "
+                f"(widths {self.widths}) into whole numbers; use fewer blocks or a clip "
+                "length whose frame count divides evenly."
+            )
+        self.image_shape = (frames, bins, 1)
+        self.encoder = self._build_encoder()
+        self.decoder = self._build_decoder(frames // factor, bins // factor)
+
+    def _build_encoder(self) -> keras.Model:
+        image = keras.Input(self.image_shape, name="spectrogram")
+        x = image
+        for width in self.widths:  # each block: [b, t, k, c] -> [b, t / 2, k / 2, width]
+            x = keras.layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.LeakyReLU(0.2)(x)
+            x = keras.layers.Dropout(self.dropout)(x)
+        x = keras.layers.Flatten()(x)
+        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
+        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
+        return keras.Model(image, [mean, log_var], name="encoder")
+
+    def _build_decoder(self, frames: int, bins: int) -> keras.Model:
+        z = keras.Input((self.latent_dim,), name="z")
+        x = keras.layers.Dense(frames * bins * self.widths[-1])(z)
+        x = keras.layers.Reshape((frames, bins, self.widths[-1]))(x)
+        for width in reversed(self.widths):  # each block doubles both axes
+            x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.LeakyReLU(0.2)(x)
+        image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x)
+        return keras.Model(z, image, name="decoder")
+
+    def to_target(self, audio):
+        """Waveforms ``[batch, samples(, 1)]`` to spectrogram images ``[batch, t, k, 1]``."""
+        return spectrogram.to_spectrogram(audio, self.spec)[..., None]
+
+    def target_to_audio(self, decoded: np.ndarray, iterations: int) -> np.ndarray:
+        """Spectrogram images to audio by Griffin-Lim with ``iterations`` iterations."""
+        return spectrogram.to_audio(decoded, self.clip_samples, self.spec, iterations)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "frame_length": self.spec.frame_length,
+            "frame_step": self.spec.frame_step,
+        }
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class WaveformVAE(AudioVAE):
+    """A VAE on the raw waveform ``[samples, 1]`` (see :class:`AudioVAE`), for comparison.
+
+    Encoder blocks are stride-4 1-D convolutions (kernel 9); the decoder mirrors them with
+    transposed convolutions, a ``tanh`` output, and crops to ``clip_samples``. The squared
+    error on samples cannot represent phase: the decoder learns the average, quiet noise.
+    """
+
+    STRIDE = 4
+    KERNEL = 9
+
+    def __init__(self, clip_samples: int, sample_rate: int = 16000, **kwargs):
+        super().__init__(clip_samples, sample_rate, **kwargs)
+        factor = self.STRIDE ** len(self.widths)
+        self.bottleneck = -(-self.clip_samples // factor)  # ceil
+        self.encoder = self._build_encoder()
+        self.decoder = self._build_decoder()
+
+    def _build_encoder(self) -> keras.Model:
+        waveform = keras.Input((self.clip_samples, 1), name="waveform")
+        x = waveform
+        for width in self.widths:  # each block: [b, n, c] -> [b, ceil(n / 4), width]
+            x = keras.layers.Conv1D(width, self.KERNEL, strides=self.STRIDE, padding="same")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.LeakyReLU(0.2)(x)
+            x = keras.layers.Dropout(self.dropout)(x)
+        x = keras.layers.Flatten()(x)
+        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
+        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
+        return keras.Model(waveform, [mean, log_var], name="encoder")
+
+    def _build_decoder(self) -> keras.Model:
+        z = keras.Input((self.latent_dim,), name="z")
+        x = keras.layers.Dense(self.bottleneck * self.widths[-1])(z)
+        x = keras.layers.Reshape((self.bottleneck, self.widths[-1]))(x)
+        for width in reversed(self.widths):  # each block: [b, n, c] -> [b, 4 n, width]
+            x = keras.layers.Conv1DTranspose(
+                width, self.KERNEL, strides=self.STRIDE, padding="same"
+            )(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = keras.layers.LeakyReLU(0.2)(x)
+        x = keras.layers.Conv1D(1, self.KERNEL, padding="same", activation="tanh")(x)
+        extra = self.bottleneck * self.STRIDE ** len(self.widths) - self.clip_samples
+        waveform = keras.layers.Cropping1D((0, extra))(x)  # [b, n + extra, 1] -> [b, n, 1]
+        return keras.Model(z, waveform, name="decoder")
+
+    def to_target(self, audio):
+        """Waveforms ``[batch, samples(, 1)]`` as ``[batch, samples, 1]``."""
+        audio = ops.convert_to_tensor(audio, "float32")
+        return audio if len(audio.shape) == 3 else audio[..., None]
+
+    def target_to_audio(self, decoded: np.ndarray, iterations: int) -> np.ndarray:
+        """The decoder's waveforms ``[n, samples, 1]`` as ``[n, samples]`` (no inversion)."""
+        del iterations
+        return np.clip(np.asarray(decoded, np.float32)[..., 0], -1.0, 1.0)
+
+
 def build_vae(
     clip_samples: int,
     cfg: VAEConfig | None = None,
     jit_compile: bool | str = "auto",
+    waveform: bool = False,
     **changes,
-) -> SpectrogramVAE:
-    """A compiled :class:`SpectrogramVAE` with ``cfg``'s settings (``changes`` override them,
-    e.g. ``beta=4.0``). Call it inside ``course_lib.config.strategy().scope()``."""
+) -> AudioVAE:
+    """A compiled :class:`SpectrogramVAE` (or, with ``waveform=True``, a
+    :class:`WaveformVAE`) with ``cfg``'s settings (``changes`` override them, e.g.
+    ``beta=4.0``). Call it inside ``course_lib.config.strategy().scope()``."""
     cfg = (cfg or VAEConfig.for_mode()).replace(**changes)
-    model = SpectrogramVAE(
+    representation = (
+        {} if waveform else {"frame_length": cfg.frame_length, "frame_step": cfg.frame_step}
+    )
+    model = (WaveformVAE if waveform else SpectrogramVAE)(
         clip_samples,
         sample_rate=cfg.sample_rate,
-        frame_length=cfg.frame_length,
-        frame_step=cfg.frame_step,
+        **representation,
         widths=cfg.widths,
         latent_dim=cfg.latent_dim,
         dropout=cfg.dropout,
         beta=cfg.beta,
         warmup_steps=cfg.warmup_steps,
         seed=cfg.seed,
-        name="vae",
+        name="waveform_vae" if waveform else "vae",
     )
     model.build((None, clip_samples, 1))
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=jit_compile)

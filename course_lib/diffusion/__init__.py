@@ -17,7 +17,7 @@ TensorFlow is imported. Import ``course_lib.diffusion.model`` (or touch
 Used in: 03_diffusion.ipynb.
 """
 
-import importlib
+from course_lib.lazy_exports import lazy_exports
 
 _MODULE_OF = {
     "NoiseSchedule": "schedules",
@@ -39,15 +39,4 @@ _MODULE_OF = {
     "DiffusionConfig": "settings",
 }
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'course_lib.diffusion' has no attribute {name!r}")
-    module = importlib.import_module(f"course_lib.diffusion.{_MODULE_OF[name]}")
-    return getattr(module, name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _MODULE_OF)

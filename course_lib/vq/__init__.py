@@ -12,7 +12,7 @@ The names below load on first use, so the settings can be read without TensorFlo
 Used in: 05_vq_vae_inpainting.ipynb.
 """
 
-import importlib
+from course_lib.lazy_exports import lazy_exports
 
 _MODULE_OF = {
     "VectorQuantizer": "quantizer",
@@ -24,15 +24,4 @@ _MODULE_OF = {
     "VQConfig": "settings",
 }
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'course_lib.vq' has no attribute {name!r}")
-    module = importlib.import_module(f"course_lib.vq.{_MODULE_OF[name]}")
-    return getattr(module, name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _MODULE_OF)

@@ -14,7 +14,7 @@ with one line before TensorFlow is imported.
 Used in: 06_wavenet.ipynb.
 """
 
-import importlib
+from course_lib.lazy_exports import lazy_exports
 
 _MODULE_OF = {
     "CausalConv1D": "layers",
@@ -39,15 +39,4 @@ _MODULE_OF = {
     "start_history": "generation",
 }
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'course_lib.wavenet' has no attribute {name!r}")
-    module = importlib.import_module(f"course_lib.wavenet.{_MODULE_OF[name]}")
-    return getattr(module, name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _MODULE_OF)

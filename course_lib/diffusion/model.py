@@ -117,13 +117,13 @@ class DiffusionModel(keras.Model):
 
     @property
     def conditioned(self) -> bool:
-        """True when the model takes class labels."""
-        return self.num_classes > 0
+        """True when the model takes class labels (see the denoiser's)."""
+        return self.denoiser.conditioned
 
     @property
     def no_label(self) -> int:
-        """The label index that means "no label"."""
-        return self.num_classes
+        """The label index that means "no label" (see the denoiser's)."""
+        return self.denoiser.no_label
 
     def build(self, input_shape=None):
         if self.built:

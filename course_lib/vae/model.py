@@ -109,6 +109,14 @@ class AudioVAE(keras.Model):
         constructed, and the sampling layer has no weights."""
         self.built = True
 
+    def _gaussian_encoder(self, inputs, features) -> keras.Model:
+        """The encoder model: ``features`` flattened into ``(mu, log sigma^2)``, each
+        ``[batch, latent_dim]`` (``log_var`` starts at 0, i.e. sigma = 1)."""
+        x = keras.layers.Flatten()(features)
+        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
+        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
+        return keras.Model(inputs, [mean, log_var], name="encoder")
+
     def to_target(self, audio):
         """Waveforms ``[batch, samples(, 1)]`` to what the model rebuilds."""
         raise NotImplementedError
@@ -257,10 +265,7 @@ class SpectrogramVAE(AudioVAE):
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = keras.layers.LeakyReLU(0.2)(x)
             x = keras.layers.Dropout(self.dropout)(x)
-        x = keras.layers.Flatten()(x)
-        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
-        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
-        return keras.Model(image, [mean, log_var], name="encoder")
+        return self._gaussian_encoder(image, x)
 
     def _build_decoder(self, frames: int, bins: int) -> keras.Model:
         z = keras.Input((self.latent_dim,), name="z")
@@ -316,10 +321,7 @@ class WaveformVAE(AudioVAE):
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = keras.layers.LeakyReLU(0.2)(x)
             x = keras.layers.Dropout(self.dropout)(x)
-        x = keras.layers.Flatten()(x)
-        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
-        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
-        return keras.Model(waveform, [mean, log_var], name="encoder")
+        return self._gaussian_encoder(waveform, x)
 
     def _build_decoder(self) -> keras.Model:
         z = keras.Input((self.latent_dim,), name="z")

@@ -296,6 +296,11 @@ class Judge:
             )
         return tuple(np.concatenate([np.asarray(o[k]) for o in outputs]) for k in (0, 1))
 
+    def features(self, audio: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings ``[n, d]`` and class probabilities ``[n, classes]`` in one pass."""
+        embeddings, logits = self._run(audio, batch_size)
+        return embeddings, keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
     def predict_labels(self, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The most likely class per clip, ``[n]`` ints."""
         return np.argmax(self.predict_proba(audio, batch_size), axis=-1)

@@ -180,8 +180,8 @@ def judge_scores(
     """Every score of a set of clips ``[n, samples]`` through ``judge``.
 
     Args:
-        judge: a ``course_lib.classifier.Judge`` (anything with ``embed`` and
-            ``predict_proba``).
+        judge: a ``course_lib.classifier.Judge`` (anything with ``features(clips) ->
+            (embeddings, probabilities)``, one pass over the clips).
         clips: the clips to score (generated, or degraded real ones).
         reference_embeddings: ``judge.embed(real_clips)`` ``[m, d]``, computed once and
             reused for every set scored against the same real data.
@@ -191,9 +191,9 @@ def judge_scores(
     Returns:
         ``{"FID", "IS", "mIS"[, "AM"]}`` name -> :class:`Score`.
     """
-    probabilities = judge.predict_proba(clips)
+    embeddings, probabilities = judge.features(clips)
     scores = {
-        "FID": fid_from_embeddings(judge.embed(clips), reference_embeddings),
+        "FID": fid_from_embeddings(embeddings, reference_embeddings),
         "IS": inception_score(probabilities, min(splits, len(probabilities))),
         "mIS": modified_inception_score(probabilities),
     }

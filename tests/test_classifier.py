@@ -153,3 +153,13 @@ def test_l2_fid_on_real_clips(judge, digits):
     assert forward.value < 0.2 * metrics.fid(judge, test, pure_noise).value
     inception = metrics.inception_score(judge.predict_proba(test), splits=1)
     assert inception.value > 5  # ten well-recognised, balanced digits: close to 10
+
+
+def test_features_equal_embed_and_predict_proba_in_one_pass():
+    judge = classifier.Judge(
+        classifier.build_judge_model(RATE, 4, classifier.JudgeConfig.quick()), list("abcd"), RATE
+    )
+    clips = np.random.default_rng(6).uniform(-0.5, 0.5, (5, RATE)).astype(np.float32)
+    embeddings, probabilities = judge.features(clips, batch_size=2)
+    np.testing.assert_allclose(embeddings, judge.embed(clips), atol=1e-6)
+    np.testing.assert_allclose(probabilities, judge.predict_proba(clips), atol=1e-6)

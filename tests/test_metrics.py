@@ -166,6 +166,9 @@ class LinearJudge:
     def embed(self, clips):
         return np.asarray(clips, np.float64)
 
+    def features(self, clips):
+        return self.embed(clips), self.predict_proba(clips)
+
     def predict_proba(self, clips):
         logits = np.asarray(clips, np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -15,6 +15,7 @@ Used in: 03_diffusion.ipynb, 04_vae_fid.ipynb, 06_wavenet.ipynb, 07_compare_mode
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -151,18 +152,14 @@ def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> T
     done = checkpoints.checkpoint_path(logdir).is_file() and checkpoints.read_losses(logdir)[
         "step"
     ][-1:] == [cfg.steps]
-    with energy.measure_energy("training") as report:
-        if not done:
-            arguments = ["train", "--data-dir", str(folder), "--logdir", str(logdir)]
-            arguments += [
-                "--steps",
-                str(cfg.steps),
-                "--checkpoint-every",
-                str(cfg.checkpoint_every),
-            ]
+    report = None
+    if not done:
+        arguments = ["train", "--data-dir", str(folder), "--logdir", str(logdir)]
+        arguments += ["--steps", str(cfg.steps), "--checkpoint-every", str(cfg.checkpoint_every)]
+        with energy.measure_energy("training") as report:
             if wavenet_command(arguments) != 0:
                 raise RuntimeError(f"WaveNet training on {folder} failed; see the error above.")
-    total = _add_energy(logdir, report if not done else None)
+    total = _add_energy(logdir, report)
     model = checkpoints.load_checkpoint(logdir, compile=False)
     losses = checkpoints.read_losses(logdir)
     return Trained(model, {"loss": losses["loss"], "step": losses["step"]}, total, logdir)
@@ -194,11 +191,12 @@ def sample_vq_sounds(
 
 def _train_or_restore(model, x, name: str, cfg, epochs: int, callbacks, **fit_options) -> Trained:
     folder = config.checkpoint_dir(name) / cfg.tag()
-    before = len(training.read_history(folder).get("loss", []))
-    with energy.measure_energy("training") as report:
+    finished = len(training.read_history(folder).get("loss", [])) >= epochs
+    # A finished training only restores its weights: nothing to measure.
+    measuring = contextlib.nullcontext() if finished else energy.measure_energy("training")
+    with measuring as report:
         history = training.resumable_fit(model, x, folder, epochs, list(callbacks), **fit_options)
-    trained_now = len(history.get("loss", [])) > before
-    total = _add_energy(folder, report if trained_now else None)
+    total = _add_energy(folder, report)
     return Trained(model, history, total, folder)
 
 

@@ -6,8 +6,9 @@ Set here (before collection) so the notebook kernels that nbmake starts inherit 
 import os
 import tempfile
 
+import course_lib  # noqa: F401  (sets TensorFlow's log level before anything imports it)
+
 os.environ.setdefault("COURSE_MODE", "quick")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Notebooks and tests share one cache of fixture data per run, outside the work tree.
 os.environ.setdefault(
     "COURSE_DATA_DIR", os.path.join(tempfile.gettempdir(), "course_kit_test_data")
@@ -17,6 +18,6 @@ os.environ.setdefault(
 )
 
 # nbmake runs notebooks in this process: avoid nbclient's stall on a missed kernel reply.
-from course_lib.kernel_messages import poll_kernel_replies_in_slices
+from course_tools.kernel_messages import poll_kernel_replies_in_slices
 
 poll_kernel_replies_in_slices()

@@ -3,7 +3,7 @@
 The naive conversion is what a first course notebook does: one process, one
 ``librosa.load`` per file at the target rate, float features, one TFRecord file. The
 floor is a bare ``soundfile.read`` loop over the same files (decoding only, nothing
-written). Targets (TARGETS.md): ours >= 10x faster than naive, and >= 0.5x the speed
+written). Targets: ours >= 10x faster than naive, and >= 0.5x the speed
 of the bare read loop.
 
 The files are the spoken-word fixture, each clip copied under ``--copies`` speaker names

@@ -1,6 +1,6 @@
 """P2: the kit's TFRecord pipeline vs a per-file WAV pipeline, clips/s measured in one run.
 
-Target (TARGETS.md): ``course_lib.data.load_split`` delivers >= 3x the clips per second
+Target: ``course_lib.data.load_split`` delivers >= 3x the clips per second
 of the TensorFlow tutorial's per-file pipeline (``list_files``, ``read_file``,
 ``decode_wav``, AUTOTUNE) on the same 16 kHz one-second clips, batch 64.
 

@@ -1,6 +1,6 @@
 """P3: WaveNet fast (cached) generation vs naive, and batching, measured in one run.
 
-Targets (TARGETS.md): with a receptive field of at least 4,000 samples, generating 4,000
+Targets: with a receptive field of at least 4,000 samples, generating 4,000
 samples with per-layer caches (Paine et al. 2016) is >= 20x faster than recomputing the
 receptive field for every sample, with the same output distribution; and 16 clips in one
 batch cost <= 3x one clip.

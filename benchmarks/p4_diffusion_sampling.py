@@ -1,6 +1,6 @@
 """P4: DDIM with 50 steps vs DDPM with 1,000 steps, same model, measured in one run.
 
-Target (TARGETS.md): generating a batch of clips with DDIM (Song et al. 2021) in 50
+Target: generating a batch of clips with DDIM (Song et al. 2021) in 50
 network evaluations is >= 15x faster than ancestral DDPM sampling (Ho et al. 2020,
 Algorithm 2) over all 1,000 diffusion steps, on the same model and batch.
 

@@ -1,6 +1,6 @@
 """P5: the inpainting round trip on a 4 s note is interactive on a CPU.
 
-Target (TARGETS.md): encode a 4 s note with the VQ-VAE, resample a time-frequency region
+Target: encode a 4 s note with the VQ-VAE, resample a time-frequency region
 of its code map with Naive Bayes, decode, and invert the spectrogram with Griffin-Lim,
 with a median of at most 0.3 s on CPU.
 

@@ -183,10 +183,16 @@ def mu_law_decode(classes, quantization_channels: int = 256):
 
 
 def play(samples: np.ndarray, sample_rate: int):
-    """An ``IPython.display.Audio`` player for one clip (shape ``[n]`` or ``[n, 1]``)."""
+    """An ``IPython.display.Audio`` player for one clip (shape ``[n]`` or ``[n, 1]``).
+
+    The clip is scaled to full volume, except a silent one: IPython 7 (Colab's) divides
+    by the peak, so a silent clip would turn into NaN noise.
+    """
     from IPython.display import Audio
 
-    return Audio(np.asarray(samples, np.float32).reshape(-1), rate=sample_rate, normalize=True)
+    clip = np.asarray(samples, np.float32).reshape(-1)
+    audible = clip.size > 0 and float(np.max(np.abs(clip))) > 0.0
+    return Audio(clip, rate=sample_rate, normalize=audible)
 
 
 def audio_grid(

@@ -62,6 +62,10 @@ class LogMelSpectrogram(keras.layers.Layer):
         n_mels: mel bands.
         fmin: lowest band edge in Hz.
         floor: added before the log, so silence gives ``log(floor)``, not ``-inf``.
+
+    The layer computes in float32 under any dtype policy (``dtype`` defaults to
+    ``"float32"``): under ``mixed_float16`` the waveform would otherwise be rounded to
+    float16 before the STFT, and small mel energies would lose precision in the log.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         floor: float = 1e-6,
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")  # the front end stays float32 (docstring)
         super().__init__(**kwargs)
         if frame_length < 2 or frame_step < 1 or n_mels < 1:
             raise ValueError(
@@ -153,8 +158,9 @@ class JudgeConfig(config.Presets):
     noise_probability: float = 0.5
     max_noise_gain: float = 0.1
     seed: int = 0
-    # scoring: Inception Score splits (10 in the papers; the quick test set has 50 clips)
-    score_splits: int = 10
+    # scoring: Inception Score splits (10 in the papers; the quick test set has 50 clips);
+    # not part of tag(), so changing it keeps the trained judge
+    score_splits: int = config.not_training(10)
 
     @classmethod
     def quick(cls) -> JudgeConfig:
@@ -167,6 +173,11 @@ def build_judge_model(
     """The classifier: waveform ``[batch, clip_samples, 1]`` to logits ``[batch, classes]``.
 
     The penultimate layer is named ``"embedding"`` (``[batch, cfg.embedding_dim]``).
+
+    Under the ``mixed_float16`` dtype policy (``course_lib.accelerator``) the convolution
+    blocks compute in float16, while the log-mel front end, the input normalization and
+    the head (embedding, dropout, logits) stay float32: the logits and the embedding that
+    the Inception Score and the Fréchet distance use come out in float32.
     """
     cfg = cfg or JudgeConfig.for_mode()
     if clip_samples < 1 or num_classes < 2:
@@ -181,7 +192,8 @@ def build_judge_model(
         n_mels=cfg.n_mels,
         name="log_mel",
     )(waveforms)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="input_norm")(x)
+    # float32: normalises the float32 log-mel before anything is rounded to float16.
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="input_norm", dtype="float32")(x)
     for block, width in enumerate(cfg.widths):
         for conv in range(2):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
@@ -189,9 +201,12 @@ def build_judge_model(
             x = keras.layers.ReLU(name=f"block{block}_relu{conv}")(x)
         x = keras.layers.MaxPooling2D(2, padding="same")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(cfg.embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
-    x = keras.layers.Dropout(cfg.dropout)(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    # The head is small: float32 under any policy, so that embedding and logits are.
+    x = keras.layers.Dense(
+        cfg.embedding_dim, activation="relu", name=EMBEDDING_LAYER, dtype="float32"
+    )(x)
+    x = keras.layers.Dropout(cfg.dropout, dtype="float32")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(waveforms, logits, name="judge")
 
 
@@ -436,7 +451,8 @@ def load_or_train_judge(
 
     The cache folder is ``cache_dir`` (default ``config.checkpoint_dir("judge")``, on
     Google Drive when mounted) / ``<dataset folder name>-<config tag>``, so each dataset
-    and each config has its own judge; an interrupted training continues from its last
+    and each training config has its own judge (``cfg.tag()`` leaves out scoring
+    settings such as ``score_splits``); an interrupted training continues from its last
     epoch.
     """
     cfg = cfg or JudgeConfig.for_mode()

@@ -14,7 +14,7 @@ import os
 import random
 import sys
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -120,11 +120,50 @@ def strategy():
     return tf.distribute.get_strategy()
 
 
+NOT_TRAINING = "course_lib.not_training"  # dataclass field metadata key
+
+
+def not_training(default: Any) -> Any:
+    """A config field that does not change training, hence not part of :meth:`Presets.tag`.
+
+    Use it for settings read only after training: sampling (guidance, DDIM steps,
+    temperature), scoring (clip counts, splits), making audio (Griffin-Lim iterations),
+    sweeps and plots. A field used both in training and afterwards is a training field:
+    leave it unmarked.
+
+    Example:
+        >>> guidance: float = not_training(2.0)
+    """
+    return dataclasses.field(default=default, metadata={NOT_TRAINING: True})
+
+
+def _training_values(value: Any) -> Any:
+    """``value`` as JSON-ready data, nested dataclasses without their marked fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: _training_values(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+            if not field.metadata.get(NOT_TRAINING)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_training_values(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _training_values(item) for key, item in value.items()}
+    return value
+
+
 class Presets:
     """Mixin for a notebook's frozen config dataclass with ``full`` and ``quick`` presets.
 
     Subclasses define the dataclass fields with the full-mode defaults and override
     :meth:`quick` to return the small variant (usually ``dataclasses.replace``).
+
+    Training folders are keyed on :meth:`tag`, a hash of the fields that change
+    training. Every field counts unless it is declared with :func:`not_training`
+    (``guidance: float = not_training(2.0)``), which marks a sampling, scoring,
+    audio-making or display setting: changing it restores the trained model instead of
+    training a new one. Forgetting the mark costs a retraining, never a stale model.
+    Fields holding dataclasses are hashed field by field, with the same marks.
 
     Example:
         >>> cfg = DiffusionConfig.for_mode()
@@ -148,13 +187,23 @@ class Presets:
             raise ValueError(f"mode must be 'quick' or 'full', not {chosen!r}.")
         return cls.quick() if chosen == "quick" else cls.full()
 
+    @classmethod
+    def training_fields(cls) -> tuple[str, ...]:
+        """Names of the fields that :meth:`tag` hashes (all but :func:`not_training` ones)."""
+        return tuple(
+            field.name
+            for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if not field.metadata.get(NOT_TRAINING)
+        )
+
     def tag(self) -> str:
-        """A short hash of every setting, for folder names: a changed config never loads
-        a stale checkpoint."""
+        """A short hash of the training settings, for training folder names: a config
+        that trains differently never loads a stale checkpoint, and one that differs only
+        in :func:`not_training` fields restores the same training."""
         import hashlib
         import json
 
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        text = json.dumps(_training_values(self), sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     def replace(self, **changes) -> Self:

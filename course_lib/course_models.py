@@ -6,8 +6,12 @@ finished training, the weights are restored and nothing is trained again; when i
 not (notebook 07 run on its own), the model is trained at its notebook's preset size.
 
 Each training folder is ``config.checkpoint_dir(<model>) / cfg.tag()`` (on Google Drive
-when mounted), so a changed config trains a new model, and a disconnected session
-resumes where it stopped (``course_lib.training.resumable_fit``). The energy of the
+when mounted). The tag hashes only the settings that change training (architecture,
+optimiser, data, epochs or steps, ...), not those marked ``config.not_training``
+(guidance, DDIM steps, temperature, score counts, Griffin-Lim iterations, ...): a
+config that trains differently trains a new model, one that only samples or scores
+differently restores the trained one, and a disconnected session resumes where it
+stopped (``course_lib.training.resumable_fit``). The energy of the
 sessions that trained (``course_lib.energy``) is summed in ``training_energy.json``.
 
 Used in: 03_diffusion.ipynb, 04_vae_fid.ipynb, 06_wavenet.ipynb, 07_compare_models.ipynb.
@@ -141,24 +145,38 @@ def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> T
 
 
 def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> Trained:
-    """The word-conditioned WaveNet of notebook 06, trained with its command line into
-    ``logdir`` (default ``config.checkpoint_dir("wavenet_sc09")``, notebook 06's), which
-    resumes from the last checkpoint."""
+    """The word-conditioned WaveNet of notebook 06, trained with all of ``cfg``'s settings
+    by :func:`~course_lib.wavenet.logdir.train_into_logdir` (what its command line runs) into
+    ``logdir`` (default ``config.checkpoint_dir("wavenet_sc09") / cfg.tag()``), which
+    resumes from the last checkpoint.
+
+    A converted dataset's sample rate replaces ``cfg``'s (as on the command line) before
+    the tag is taken, so the folder is keyed on the settings actually trained.
+
+    Raises:
+        ValueError: ``logdir`` holds a WaveNet trained with other training settings.
+    """
     from course_lib.wavenet import WaveNetConfig, checkpoints
-    from course_lib.wavenet.__main__ import main as wavenet_command
+    from course_lib.wavenet.logdir import read_logdir, train_into_logdir
 
     cfg = cfg or WaveNetConfig.for_mode()
-    logdir = Path(logdir) if logdir is not None else config.checkpoint_dir("wavenet_sc09")
-    done = checkpoints.checkpoint_path(logdir).is_file() and checkpoints.read_losses(logdir)[
-        "step"
-    ][-1:] == [cfg.steps]
+    if (Path(folder) / data.MANIFEST_NAME).is_file():
+        cfg = cfg.replace(sample_rate=data.read_manifest(folder).sample_rate)
+    logdir = (
+        Path(logdir) if logdir is not None else config.checkpoint_dir("wavenet_sc09") / cfg.tag()
+    )
+    started = checkpoints.checkpoint_path(logdir).is_file()
+    saved_tag = read_logdir(logdir)["config"].tag() if started else cfg.tag()
+    if saved_tag != cfg.tag():
+        raise ValueError(
+            f"{logdir} holds a WaveNet trained with other settings (tag {saved_tag}, not "
+            f"{cfg.tag()}); use another logdir (the default one is keyed on cfg.tag())."
+        )
+    done = started and checkpoints.read_losses(logdir)["step"][-1:] == [cfg.steps]
     report = None
     if not done:
-        arguments = ["train", "--data-dir", str(folder), "--logdir", str(logdir)]
-        arguments += ["--steps", str(cfg.steps), "--checkpoint-every", str(cfg.checkpoint_every)]
         with energy.measure_energy("training") as report:
-            if wavenet_command(arguments) != 0:
-                raise RuntimeError(f"WaveNet training on {folder} failed; see the error above.")
+            print(train_into_logdir(cfg, folder, logdir))
     total = _add_energy(logdir, report)
     model = checkpoints.load_checkpoint(logdir, compile=False)
     losses = checkpoints.read_losses(logdir)

@@ -16,7 +16,7 @@ not a measurement.
 Measurement must never cost a student their notebook: if codecarbon is missing or fails,
 the block still runs and the report says ``measured=False`` with the reason.
 
-Used in: 05_vq_vae_inpainting.ipynb, 07_comparing_models.ipynb.
+Used in: 05_vq_vae_inpainting.ipynb, 07_compare_models.ipynb.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def measure_energy(
 def _start_tracker(country_iso_code, output_dir, scratch, measure_power_secs):
     """A started tracker and ``""``, or None and the reason it could not start."""
     try:
-        from codecarbon import OfflineEmissionsTracker, OutputMethod
+        with warnings.catch_warnings():  # codecarbon 2.x warns that pynvml is deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            from codecarbon import OfflineEmissionsTracker
     except ImportError as error:
         return None, f"codecarbon is not installed ({error}); pip install codecarbon"
     except Exception as error:  # a broken install must not stop the notebook
@@ -154,11 +157,10 @@ def _start_tracker(country_iso_code, output_dir, scratch, measure_power_secs):
     # Quiet before construction: codecarbon logs at INFO while it initialises.
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     try:
-        methods = [OutputMethod.CSV] if output_dir is not None else []
         tracker = OfflineEmissionsTracker(
             country_iso_code=country_iso_code,
             output_dir=str(output_dir if output_dir is not None else scratch),
-            output_methods=methods,
+            **_csv_output(output_dir is not None),
             log_level="error",
             measure_power_secs=measure_power_secs,
             project_name="generative_audio_course",
@@ -167,6 +169,17 @@ def _start_tracker(country_iso_code, output_dir, scratch, measure_power_secs):
     except Exception as error:
         return None, f"codecarbon could not start: {type(error).__name__}: {error}"
     return tracker, ""
+
+
+def _csv_output(write_csv: bool) -> dict:
+    """The tracker's argument for writing ``emissions.csv`` or not: ``output_methods`` in
+    codecarbon 3, ``save_to_file`` in 2.x (the release that installs beside Colab's
+    psutil 5)."""
+    try:
+        from codecarbon import OutputMethod
+    except ImportError:
+        return {"save_to_file": write_csv}
+    return {"output_methods": [OutputMethod.CSV] if write_csv else []}
 
 
 def _stop_tracker(tracker, report: EnergyReport) -> None:

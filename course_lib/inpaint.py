@@ -16,6 +16,10 @@ folder) holds what :func:`save_effect` writes:
 - ``effect.json``: the spectrogram settings and the default sweeps, temperature and
   Griffin-Lim iterations.
 
+The command line only parses its arguments and calls :func:`inpaint_file`, which a
+notebook calls directly with the same arguments (in its own process: no second TensorFlow
+on a GPU the notebook already holds, and errors show where they happen).
+
 A bad argument prints one ``error:`` line and exits 2. TensorFlow is imported only once
 the arguments, the input file and the effect folder have been checked.
 
@@ -35,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from course_lib.command_line import run_command
 
 MODEL_NAME = "vq_vae.keras"
 NAIVE_BAYES_NAME = "naive_bayes.npz"
@@ -215,38 +221,59 @@ def _default_model_folder() -> Path:
     return config.checkpoint_dir(DEFAULT_EFFECT)
 
 
-def check_request(args: argparse.Namespace):
-    """Everything that can be checked without TensorFlow: the input sound, the effect
-    folder, and the region against the sound's duration and the Nyquist frequency.
+def _checked_range(values: tuple[float, float], option: str, unit: str) -> tuple[float, float]:
+    """``(start, stop)`` as floats with ``0 <= start < stop < inf``, else ``ValueError``."""
+    start, stop = (float(value) for value in values)
+    if not 0 <= start < stop or stop == float("inf"):
+        raise ValueError(
+            f"{option} range {start:g}:{stop:g} must satisfy 0 <= START < STOP (in {unit})."
+        )
+    return start, stop
+
+
+def check_request(
+    input_path: Path,
+    time_range: tuple[float, float],
+    freq_range: tuple[float, float],
+    model: Path | None = None,
+    temperature: float | None = None,
+    sweeps: int | None = None,
+    iterations: int | None = None,
+):
+    """Everything that can be checked without TensorFlow: the settings, the input sound,
+    the effect folder, and the region against the sound's duration and the Nyquist
+    frequency. Messages name the command-line options (``--input`` for ``input_path``).
 
     Returns:
         ``(samples, input_rate, settings, folder)``.
     """
     from course_lib import audio
 
-    if args.temperature is not None and args.temperature < 0:
-        raise ValueError(f"--temperature must be >= 0, got {args.temperature}.")
-    if args.sweeps is not None and args.sweeps < 1:
-        raise ValueError(f"--sweeps must be at least 1, got {args.sweeps}.")
-    if args.iterations is not None and args.iterations < 1:
-        raise ValueError(f"--iterations must be at least 1, got {args.iterations}.")
-    if args.input.is_dir():
-        raise ValueError(f"--input {args.input} is a folder, not a sound file.")
-    if not args.input.exists():
-        raise FileNotFoundError(f"--input {args.input} does not exist.")
+    _checked_range(time_range, "--time", "seconds")
+    _checked_range(freq_range, "--freq", "Hz")
+    if temperature is not None and temperature < 0:
+        raise ValueError(f"--temperature must be >= 0, got {temperature}.")
+    if sweeps is not None and sweeps < 1:
+        raise ValueError(f"--sweeps must be at least 1, got {sweeps}.")
+    if iterations is not None and iterations < 1:
+        raise ValueError(f"--iterations must be at least 1, got {iterations}.")
+    if input_path.is_dir():
+        raise ValueError(f"--input {input_path} is a folder, not a sound file.")
+    if not input_path.exists():
+        raise FileNotFoundError(f"--input {input_path} does not exist.")
     try:
-        samples, input_rate = audio.load_audio(args.input)
+        samples, input_rate = audio.load_audio(input_path)
     except audio.AudioDecodeError as error:
-        raise ValueError(f"--input {args.input} is not usable audio: {error}") from error
-    folder = args.model if args.model is not None else _default_model_folder()
+        raise ValueError(f"--input {input_path} is not usable audio: {error}") from error
+    folder = Path(model) if model is not None else _default_model_folder()
     settings = read_effect_settings(folder)
     spectrogram_settings = settings["spectrogram"]
     duration = samples.shape[0] / input_rate
     nyquist = spectrogram_settings["sample_rate"] / 2
-    start = args.time[0]
+    start = time_range[0]
     if start >= duration:
-        raise ValueError(f"--time starts at {start:g} s but {args.input} lasts {duration:.2f} s.")
-    low = args.freq[0]
+        raise ValueError(f"--time starts at {start:g} s but {input_path} lasts {duration:.2f} s.")
+    low = freq_range[0]
     if low >= nyquist:
         raise ValueError(
             f"--freq starts at {low:g} Hz, at or above the model's Nyquist frequency "
@@ -255,9 +282,42 @@ def check_request(args: argparse.Namespace):
     return samples, input_rate, settings, folder
 
 
-def run(args: argparse.Namespace) -> str:
-    """Apply the effect and write the output; returns the summary line."""
-    samples, input_rate, _, folder = check_request(args)
+def inpaint_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    time_range: tuple[float, float],
+    freq_range: tuple[float, float],
+    model: str | Path | None = None,
+    temperature: float | None = None,
+    sweeps: int | None = None,
+    seed: int = 0,
+    iterations: int | None = None,
+) -> str:
+    """Apply a saved effect to a sound file and write the result: what
+    ``python -m course_lib.inpaint`` does, in this process.
+
+    Args:
+        input_path: the sound to transform (``--input``; any format ``audio.load_audio``
+            reads, any rate, mono or not).
+        output_path: the WAV file to write (``--output``): mono, the input's rate and length.
+        time_range: ``(start, stop)`` in seconds (``--time START:STOP``).
+        freq_range: ``(low, high)`` in Hz (``--freq LOW:HIGH``).
+        model: the effect folder :func:`save_effect` wrote (``--model``; default: the
+            notebook's ``checkpoints/vq_inpainting``).
+        temperature, sweeps, iterations: ``None`` uses the effect's saved defaults.
+        seed: the sampling seed.
+
+    Returns:
+        A one-line summary: what was written, how many codes were resampled, how long it took.
+
+    Raises:
+        ValueError, FileNotFoundError: a bad argument, checked before TensorFlow loads; the
+            message names the command-line option.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    samples, input_rate, _, folder = check_request(
+        input_path, time_range, freq_range, model, temperature, sweeps, iterations
+    )
 
     from course_lib import audio
     from course_lib.inpainting import inpaint_audio
@@ -271,35 +331,42 @@ def run(args: argparse.Namespace) -> str:
         effect.vq_model,
         effect.naive_bayes,
         effect.spec,
-        time_range=args.time,
-        freq_range=args.freq,
-        sweeps=args.sweeps if args.sweeps is not None else effect.sweeps,
-        temperature=args.temperature if args.temperature is not None else effect.temperature,
-        seed=args.seed,
-        iterations=args.iterations or effect.griffin_lim_iterations,
+        time_range=tuple(time_range),
+        freq_range=tuple(freq_range),
+        sweeps=sweeps if sweeps is not None else effect.sweeps,
+        temperature=temperature if temperature is not None else effect.temperature,
+        seed=seed,
+        iterations=iterations or effect.griffin_lim_iterations,
     )
     output = audio.resample(result.audio, rate, input_rate)[: samples.shape[0]]
     output = np.pad(output, (0, samples.shape[0] - output.shape[0]))  # the input's length
-    audio.write_wav(args.output, output, input_rate)
+    audio.write_wav(output_path, output, input_rate)
     box = result.after_codes[result.time_slice, result.freq_slice]
     return (
-        f"wrote {args.output} ({samples.shape[0] / input_rate:.2f} s at {input_rate} Hz): "
+        f"wrote {output_path} ({samples.shape[0] / input_rate:.2f} s at {input_rate} Hz): "
         f"resampled {box.size} codes ({100 * result.changed_fraction:.0f}% changed) in "
         f"{time.perf_counter() - started:.2f} s"
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: parse the arguments, call :func:`inpaint_file`, print its summary
+    (or one ``error:`` line and return 2)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    try:
-        report = run(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
-        message = " ".join(str(error).split())  # one line
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+    return run_command(
+        lambda: inpaint_file(
+            args.input,
+            args.output,
+            args.time,
+            args.freq,
+            model=args.model,
+            temperature=args.temperature,
+            sweeps=args.sweeps,
+            seed=args.seed,
+            iterations=args.iterations,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The baseline is the TensorFlow audio tutorial's pipeline: ``list_files``, ``read_file``
 and ``decode_wav`` per clip, with ``AUTOTUNE``. The kit's TFRecord pipeline
 (:func:`course_lib.data.load_split`) reads large shards and parses whole batches at
-once, which is why it is faster (TARGETS.md, P2).
+once, which is why it is faster (``benchmarks/p2_pipeline.py`` measures by how much).
 
 Used in: 01_speech_commands_tfrecords.ipynb and benchmarks/p2_pipeline.py.
 """

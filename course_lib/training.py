@@ -94,7 +94,8 @@ def resumable_fit(
     and each epoch's metrics are logged there (:class:`HistoryLog`). Calling it again
     with the same folder continues from the last finished epoch; once all ``epochs`` are
     done it restores the trained weights and returns at once. Use one folder per model
-    and config (e.g. ``config.checkpoint_dir(name) / cfg.tag()``).
+    and training config (e.g. ``config.checkpoint_dir(name) / cfg.tag()``: the tag
+    leaves out sampling and scoring settings, see ``config.Presets``).
 
     Args:
         model: a compiled model.

@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from course_lib.command_line import EXPECTED_ERRORS, run_command
+
 SAMPLE_RATES = (16000, 8000, 4000)
 
 
@@ -103,14 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the summary readable
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    try:
-        report = run(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, ConnectionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(report)
-    print(f"done in {time.perf_counter() - start:.1f} s")
-    return 0
+    return run_command(
+        lambda: f"{run(args)}\ndone in {time.perf_counter() - start:.1f} s",
+        (*EXPECTED_ERRORS, ConnectionError),  # ConnectionError: a download that cannot start
+    )
 
 
 if __name__ == "__main__":

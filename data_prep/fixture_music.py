@@ -42,7 +42,7 @@ from data_prep.fixture_notes import (
     partial_sum,
     velocity_gain,
 )
-from data_prep.fixtures import write_pcm16_wav
+from data_prep.wav_files import write_pcm16_wav
 
 SAMPLE_RATE = 22050
 CLIP_SECONDS = 6.0

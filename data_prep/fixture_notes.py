@@ -38,7 +38,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from data_prep.fixtures import write_pcm16_wav
+from data_prep.nsynth import NSYNTH_FAMILIES, NSYNTH_QUALITIES, NSYNTH_SOURCES
+from data_prep.wav_files import write_pcm16_wav
 
 SAMPLE_RATE = 16000
 NOTE_SECONDS = 4.0
@@ -47,34 +48,6 @@ VELOCITIES = (25, 50, 75, 100, 127)
 NOTES_PER_INSTRUMENT = 8
 SPLITS = ("valid", "test")
 BLOCK = 8192  # samples per block in partial_sum
-
-# NSynth's label vocabularies, in NSynth's index order.
-NSYNTH_FAMILIES = (
-    "bass",
-    "brass",
-    "flute",
-    "guitar",
-    "keyboard",
-    "mallet",
-    "organ",
-    "reed",
-    "string",
-    "synth_lead",
-    "vocal",
-)
-NSYNTH_SOURCES = ("acoustic", "electronic", "synthetic")
-NSYNTH_QUALITIES = (
-    "bright",
-    "dark",
-    "distortion",
-    "fast_decay",
-    "long_release",
-    "multiphonic",
-    "nonlinear_env",
-    "percussive",
-    "reverb",
-    "tempo-synced",
-)
 
 
 def midi_to_hz(pitch: float) -> float:

@@ -35,7 +35,7 @@ import numpy as np
 
 from course_lib.audio import resample
 from data_prep import espeak
-from data_prep.fixtures import write_pcm16_wav
+from data_prep.wav_files import write_pcm16_wav
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # exactly 1 s, like the real clips

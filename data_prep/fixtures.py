@@ -36,13 +36,8 @@ import os
 import secrets
 import shutil
 import time
-import wave
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-
-from course_lib.audio import to_pcm16
 
 KINDS = ("speech", "notes", "music")
 MARKER_NAME = ".fixture.json"
@@ -126,25 +121,11 @@ class FixtureReport:
         return "\n".join(lines)
 
 
-def write_pcm16_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write mono float samples in [-1, 1] as a 16-bit PCM WAV (stdlib ``wave``).
-
-    About 3x faster than ``soundfile`` for many short files; the samples are packed with
-    :func:`course_lib.audio.to_pcm16`, the kit's one PCM convention.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as wav_file:
-        wav_file.setnchannels(1)
-        wav_file.setsampwidth(2)
-        wav_file.setframerate(sample_rate)
-        wav_file.writeframes(to_pcm16(samples))
-
-
 def _writer(kind: str) -> Callable[[Path, int, int], dict]:
     """The function that writes a dataset of ``kind`` into a folder.
 
     Imported on demand: a rerun that finds its datasets complete loads neither eSpeak nor
-    scipy, and the fixture modules can import :func:`write_pcm16_wav` from this one.
+    scipy.
     """
     if kind == "speech":
         from data_prep.fixture_speech import write_speech_commands

@@ -35,11 +35,39 @@ from data_prep.convert import (
     list_files,
     not_audio_reason,
 )
-from data_prep.fixture_notes import NSYNTH_FAMILIES
 
 SPLIT_FOLDERS = ("nsynth-valid", "nsynth-test")
 NOTE_SECONDS = 4.0
 CAP_SEED = 1234
+
+# NSynth's label vocabularies, in NSynth's index order (the integer fields of
+# examples.json index these: instrument_family, instrument_source, qualities).
+NSYNTH_FAMILIES = (
+    "bass",
+    "brass",
+    "flute",
+    "guitar",
+    "keyboard",
+    "mallet",
+    "organ",
+    "reed",
+    "string",
+    "synth_lead",
+    "vocal",
+)
+NSYNTH_SOURCES = ("acoustic", "electronic", "synthetic")
+NSYNTH_QUALITIES = (
+    "bright",
+    "dark",
+    "distortion",
+    "fast_decay",
+    "long_release",
+    "multiphonic",
+    "nonlinear_env",
+    "percussive",
+    "reverb",
+    "tempo-synced",
+)
 
 
 def read_examples(split_folder: Path) -> dict[str, dict]:

@@ -112,3 +112,16 @@ def test_audio_grid_checks_labels():
     assert len(audio.audio_grid(clips, [4000, 8000]).children) == 2
     with pytest.raises(ValueError, match="2 clips but 3 sample rates"):
         audio.audio_grid(clips, [4000, 8000, 16000])
+
+
+def test_a_silent_clip_plays_silence_and_a_quiet_one_full_volume():
+    import io
+    import wave
+
+    def decoded(player) -> np.ndarray:
+        with wave.open(io.BytesIO(player.data)) as stream:
+            return np.frombuffer(stream.readframes(stream.getnframes()), "<i2")
+
+    np.testing.assert_array_equal(decoded(audio.play(np.zeros((800, 1)), 8000)), 0)
+    quiet = 0.01 * np.sin(np.linspace(0, 20 * np.pi, 800))
+    assert np.abs(decoded(audio.play(quiet, 8000))).max() >= 32000

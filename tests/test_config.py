@@ -90,3 +90,137 @@ def test_a_config_tag_changes_with_any_setting():
     assert Settings().tag() == Settings().tag() and len(Settings().tag()) == 10
     assert Settings().replace(width=9).tag() != Settings().tag()
     assert Settings(rates=(1, 3)).tag() != Settings().tag()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spectrogram:
+    frame_length: int = 256
+    griffin_lim_iterations: int = config.not_training(32)
+
+
+@dataclasses.dataclass(frozen=True)
+class _MarkedConfig(config.Presets):
+    channels: int = 16
+    layers: int = 4
+    learning_rate: float = 1e-3
+    epochs: int = 10
+    spectrogram: _Spectrogram = _Spectrogram()
+    guidance: float = config.not_training(2.0)
+    score_clips: int = config.not_training(100)
+
+
+def test_tag_leaves_out_fields_marked_not_training():
+    cfg = _MarkedConfig()
+    assert _MarkedConfig.training_fields() == (
+        "channels",
+        "layers",
+        "learning_rate",
+        "epochs",
+        "spectrogram",
+    )
+    assert cfg.replace(guidance=7.5).tag() == cfg.tag()
+    assert cfg.replace(score_clips=3).tag() == cfg.tag()
+    assert cfg.replace(guidance=0.0, score_clips=1).tag() == cfg.tag()
+    nested = _Spectrogram(griffin_lim_iterations=4)
+    assert cfg.replace(spectrogram=nested).tag() == cfg.tag()
+    # marked fields stay ordinary dataclass fields
+    assert cfg.replace(guidance=7.5).guidance == 7.5 and dataclasses.asdict(cfg)["guidance"] == 2.0
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"channels": 32},
+        {"layers": 5},
+        {"learning_rate": 2e-3},
+        {"epochs": 11},
+        {"spectrogram": _Spectrogram(frame_length=512)},
+        {"channels": 32, "guidance": 7.5},
+    ],
+)
+def test_tag_changes_with_every_training_field_nested_ones_included(changes):
+    cfg = _MarkedConfig()
+    assert cfg.replace(**changes).tag() != cfg.tag()
+
+
+def _real_configs():
+    from course_lib.classifier import JudgeConfig
+    from course_lib.diffusion import DiffusionConfig
+    from course_lib.vae import VAEConfig
+    from course_lib.vq import VQConfig
+    from course_lib.wavenet import WaveNetConfig
+
+    # class: (its sampling, scoring and display changes, some training changes)
+    return {
+        DiffusionConfig: (
+            {"sampler": "ddpm", "ddim_steps": 10, "eta": 0.5, "guidance": 3.5, "score_clips": 7},
+            {
+                "learning_rate": 5e-5,
+                "residual_channels": 8,
+                "residual_layers": 3,
+                "epochs": 2,
+                "diffusion_steps": 150,
+                "p_uncond": 0.2,
+                "ema_decay": 0.9,
+            },
+        ),
+        VAEConfig: (
+            {
+                "griffin_lim_iterations": 4,
+                "score_clips": 7,
+                "sweep": ((2.0, 8),),
+                "sweep_epochs": 1,
+            },
+            {
+                "learning_rate": 5e-4,
+                "widths": (4, 8),
+                "latent_dim": 3,
+                "epochs": 2,
+                "beta": 0.5,
+                "warmup_steps": 7,
+            },
+        ),
+        VQConfig: (
+            {"griffin_lim_iterations": 4, "radius": 2, "sweeps": 1, "temperature": 0.5},
+            {
+                "learning_rate": 5e-4,
+                "widths": (4, 8),
+                "codebook_size": 5,
+                "code_dim": 3,
+                "epochs": 2,
+                "digit_epochs": 1,
+                "min_db": -60.0,
+            },
+        ),
+        WaveNetConfig: (
+            {"temperature": 0.5, "generate_seconds": 2.0, "score_clips": 3},
+            {
+                "learning_rate": 5e-4,
+                "residual_channels": 8,
+                "dilations": (1, 2),
+                "steps": 7,
+                "batch_size": 3,
+                "target_length": 99,
+            },
+        ),
+        JudgeConfig: (
+            {"score_splits": 3},
+            {"learning_rate": 5e-4, "widths": (4, 8), "embedding_dim": 5, "epochs": 2},
+        ),
+    }
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_real_configs_tag_only_their_training_fields(preset):
+    for cls, (sampling, training) in _real_configs().items():
+        cfg = cls.for_mode(preset)
+        marked = {field.name for field in dataclasses.fields(cls)} - set(cls.training_fields())
+        assert marked == set(sampling), cls.__name__
+        for name, value in sampling.items():
+            assert getattr(cfg, name) != value, (cls.__name__, name)
+            assert cfg.replace(**{name: value}).tag() == cfg.tag(), (cls.__name__, name)
+        assert cfg.replace(**sampling).tag() == cfg.tag(), cls.__name__
+        for name, value in training.items():
+            assert getattr(cfg, name) != value, (cls.__name__, name)
+            changed = cfg.replace(**sampling, **{name: value})
+            assert changed.tag() != cfg.tag(), (cls.__name__, name)

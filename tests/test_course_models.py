@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from course_lib import course_models, energy
+from course_lib import config, course_models, energy, training
 from data_prep import prepare
 
 
@@ -43,6 +43,31 @@ def test_diffusion_trains_once_then_restores_the_same_weights(data_dir):
         again.model.generate(2, steps=3, label=[0, 1], seed=4, progress=False), clips, atol=1e-5
     )
 
+    # Other sampling and scoring settings restore the same training.
+    sampling = cfg.replace(guidance=4.0, ddim_steps=5, sampler="ddpm", eta=0.5, score_clips=3)
+    counter = CountEpochs()
+    restored = course_models.diffusion(folder, sampling, [counter], verbose=0)
+    assert restored.folder == first.folder and counter.epochs == 0
+    assert restored.history == first.history and len(restored.history["loss"]) == 1
+    assert restored.training_energy == first.training_energy
+    _assert_same_weights(restored.model, first.model)
+
+    # Another optimiser setting trains a new model in a new folder.
+    counter = CountEpochs()
+    retrained = course_models.diffusion(
+        folder, cfg.replace(learning_rate=3e-3), [counter], verbose=0
+    )
+    assert retrained.folder != first.folder and retrained.folder.parent == first.folder.parent
+    assert counter.epochs == 1 and len(retrained.history["loss"]) == 1
+    assert len(training.read_history(first.folder)["loss"]) == 1  # the first one untouched
+
+
+def _assert_same_weights(model, other):
+    weights, others = model.get_weights(), other.get_weights()
+    assert len(weights) == len(others)
+    for weight, expected in zip(weights, others, strict=True):
+        np.testing.assert_array_equal(weight, expected)
+
 
 def test_vq_vae_with_prior_generates_clips_of_the_dataset_length(data_dir):
     from course_lib.vq import VQConfig
@@ -69,6 +94,45 @@ def test_wavenet_trains_with_its_command_line_once(data_dir, tmp_path):
     again = course_models.wavenet(folder, cfg, logdir=tmp_path / "logdir")
     assert checkpoints.read_losses(tmp_path / "logdir")["step"] == [2, 4]  # not trained again
     assert again.training_energy == first.training_energy
+
+
+def test_wavenet_folder_is_keyed_on_the_training_settings_of_the_whole_config(data_dir):
+    from course_lib.wavenet import WaveNetConfig, checkpoints
+    from course_lib.wavenet.logdir import read_logdir
+
+    cfg = WaveNetConfig.quick().replace(
+        dilations=(1, 2, 4),
+        residual_channels=8,
+        dilation_channels=8,
+        skip_channels=8,
+        batch_size=2,
+        target_length=100,
+        steps=2,
+        checkpoint_every=2,
+    )
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
+    first = course_models.wavenet(folder, cfg)
+    assert first.folder == config.checkpoint_dir("wavenet_sc09") / cfg.tag()
+    assert read_logdir(first.folder)["config"] == cfg  # every setting trained, not the preset's
+    assert first.model.receptive_field == cfg.receptive_field
+
+    # Other sampling and scoring settings restore the same checkpoint, untrained.
+    sampling = cfg.replace(temperature=0.5, generate_seconds=0.1, score_clips=2)
+    restored = course_models.wavenet(folder, sampling)
+    assert restored.folder == first.folder and restored.history == first.history
+    assert checkpoints.read_losses(first.folder)["step"] == [2]  # no new steps
+    assert restored.training_energy == first.training_energy
+    _assert_same_weights(restored.model, first.model)
+
+    # Another architecture trains a new model in a new folder.
+    wider = cfg.replace(residual_channels=12)
+    retrained = course_models.wavenet(folder, wider)
+    assert retrained.folder != first.folder and retrained.folder.parent == first.folder.parent
+    assert read_logdir(retrained.folder)["config"].residual_channels == 12
+    assert retrained.model.count_params() > first.model.count_params()
+    assert checkpoints.read_losses(first.folder)["step"] == [2]
+    with pytest.raises(ValueError, match="trained with other settings"):
+        course_models.wavenet(folder, wider, logdir=first.folder)
 
 
 def test_energy_of_training_sessions_adds_up(tmp_path):

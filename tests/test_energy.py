@@ -4,6 +4,7 @@ unless asked, no network; the table's per-second ratio and the plot."""
 import os
 import sys
 import time
+import types
 
 import matplotlib
 import pytest
@@ -26,8 +27,11 @@ def test_measures_a_block_offline_without_writing_files(tmp_path, monkeypatch):
         busy(0.3)
     assert report.phase == "busy loop"
     assert report.seconds >= 0.3
-    if report.measured:
-        assert report.energy_kwh >= 0 and report.co2_kg >= 0
+    if report.measured:  # a busy CPU draws power: 0.3 s of real work costs something
+        assert report.energy_kwh > 0 and report.co2_kg > 0
+        # CO2 = energy x the grid's intensity; France's (the default) is some tens of g/kWh
+        assert 0.005 < report.co2_kg / report.energy_kwh < 0.2
+        assert 0.1 < report.mean_watts < 5000  # a plausible draw for one computer
         assert report.method not in ("", "unknown", "not measured")
         assert report.reason == ""
         assert report.joules == pytest.approx(report.energy_kwh * 3.6e6)
@@ -68,6 +72,49 @@ def test_a_failing_tracker_is_reported_and_the_block_still_runs(monkeypatch):
         ran.append(True)
     assert ran == [True] and report.measured is False
     assert "could not start: RuntimeError: no power sensors" in report.reason
+
+
+class FakeTracker:
+    """codecarbon's tracker with its numbers chosen by the test."""
+
+    energy_kwh = co2_kg = 0.0
+
+    def __init__(self, **settings):
+        self.settings = settings
+        self._conf = {"hardware": ["CPU(Intel Rapl)", "RAM()"]}
+        self.final_emissions_data = None
+
+    def start(self):
+        pass
+
+    def stop(self):
+        self.final_emissions_data = types.SimpleNamespace(
+            energy_consumed=self.energy_kwh, emissions=self.co2_kg
+        )
+
+
+@pytest.mark.parametrize(
+    ("tracked", "reported"),
+    [
+        ((2e-6, 1e-7), (2e-6, 1e-7)),
+        ((-3e-9, -2e-10), (0.0, 0.0)),  # a counter that went backwards: no negative energy
+        ((4e-6, -1e-10), (4e-6, 0.0)),
+    ],
+)
+def test_the_trackers_numbers_are_reported_and_negative_ones_clamped(
+    monkeypatch, tracked, reported
+):
+    import codecarbon
+
+    monkeypatch.setattr(FakeTracker, "energy_kwh", tracked[0])
+    monkeypatch.setattr(FakeTracker, "co2_kg", tracked[1])
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", FakeTracker)
+    with energy.measure_energy("fake") as report:
+        busy(0.01)
+    assert report.measured is True and report.reason == ""
+    assert (report.energy_kwh, report.co2_kg) == pytest.approx(reported)
+    assert report.method == "RAPL + RAM estimate"
+    assert report.joules == pytest.approx(reported[0] * 3.6e6)
 
 
 def test_errors_inside_the_block_propagate_after_the_report_is_filled(monkeypatch):

@@ -23,7 +23,7 @@ import pytest
 import soundfile
 
 from course_lib.audio import to_pcm16
-from data_prep import espeak, fixture_music, fixture_notes, fixture_speech
+from data_prep import espeak, fixture_music, fixture_notes, fixture_speech, nsynth
 from data_prep.fixtures import MARKER_NAME, make_fixtures
 
 SPEAKERS = 16
@@ -246,9 +246,9 @@ def test_nsynth_layout_and_metadata(fixtures_root):
                 f"{meta['velocity']:03d}"
             )
             assert (
-                fixture_notes.NSYNTH_FAMILIES[meta["instrument_family"]]
-                == meta["instrument_family_str"]
+                nsynth.NSYNTH_FAMILIES[meta["instrument_family"]] == meta["instrument_family_str"]
             )
+            assert nsynth.NSYNTH_SOURCES[meta["instrument_source"]] == meta["instrument_source_str"]
             assert meta["velocity"] in (25, 50, 75, 100, 127) and 36 <= meta["pitch"] <= 84
             assert len(meta["qualities"]) == 10 and sum(meta["qualities"]) == len(
                 meta["qualities_str"]

@@ -1,13 +1,13 @@
 """outputs/index.html in a real browser: every audio player loads with its WAV's duration.
 
-Drives Debian's headless Chromium through course_lib.browser_check (Selenium with an
+Drives Debian's headless Chromium through course_tools.browser_check (Selenium with an
 explicit ChromeDriver path, nothing downloaded). The browser tests skip, saying why,
 when Selenium, Chromium or ChromeDriver is missing (``apt-get install chromium
 chromium-driver``; ``.ci/run`` installs them).
 
 By default the page under test is a small results folder built here with
 ``write_index``. Set ``COURSE_INDEX_DIR`` to a folder written by ``python -m
-course_lib.run_course`` (for example ``COURSE_INDEX_DIR=outputs``) to check that one
+course_tools.run_course`` (for example ``COURSE_INDEX_DIR=outputs``) to check that one
 instead; the screenshot then lands next to it, in ``outputs/index_screenshot.png``.
 """
 
@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from course_lib import audio, browser_check, run_course
+from course_lib import audio
+from course_tools import browser_check, run_course
 
 UNAVAILABLE = browser_check.unavailable_reason()
 needs_browser = pytest.mark.skipif(

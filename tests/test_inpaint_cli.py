@@ -113,6 +113,39 @@ def test_in_process_run_keeps_the_length_and_reports(effect_dir, input_wav, tmp_
     assert "changed" in capsys.readouterr().out
 
 
+def test_the_library_function_writes_what_the_command_line_writes(
+    effect_dir, input_wav, tmp_path, capsys
+):
+    by_command, by_function = tmp_path / "command.wav", tmp_path / "function.wav"
+    arguments = ["--input", str(input_wav), "--time", "0.5:1.5", "--freq", "200:3000"]
+    arguments += ["--model", str(effect_dir["folder"]), "--temperature", "2", "--seed", "3"]
+    assert inpaint.main([*arguments, "--output", str(by_command)]) == 0
+    printed = capsys.readouterr().out
+    summary = inpaint.inpaint_file(
+        input_wav,
+        by_function,
+        (0.5, 1.5),
+        (200.0, 3000.0),
+        model=effect_dir["folder"],
+        temperature=2.0,
+        seed=3,
+    )
+    assert summary.startswith(f"wrote {by_function} (2.30 s at 22050 Hz): resampled ")
+    # the same line but for the output's name and the time taken
+    same = printed.replace(str(by_command), str(by_function)).rsplit(" in ", 1)[0]
+    assert same == summary.rsplit(" in ", 1)[0]
+    assert by_command.read_bytes() == by_function.read_bytes()
+
+
+def test_the_library_function_raises_the_command_lines_errors(effect_dir, input_wav, tmp_path):
+    output = tmp_path / "out.wav"
+    with pytest.raises(ValueError, match="--time starts at 3 s but"):
+        inpaint.inpaint_file(input_wav, output, (3, 4), (100, 1000), model=effect_dir["folder"])
+    with pytest.raises(ValueError, match="--freq range 1000:100 must satisfy 0 <= START < STOP"):
+        inpaint.inpaint_file(input_wav, output, (0, 1), (1000, 100), model=effect_dir["folder"])
+    assert not output.exists()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -6,7 +6,7 @@ from queue import Empty
 
 import pytest
 
-from course_lib import kernel_messages
+from course_tools import kernel_messages
 
 
 class SocketThatMissesWakeUps:
@@ -51,7 +51,9 @@ def test_without_a_message_it_raises_empty_at_the_timeout(monkeypatch):
 
 
 def test_the_patch_replaces_the_channel_method():
-    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client import channels
 
     kernel_messages.poll_kernel_replies_in_slices()
-    assert AsyncZMQSocketChannel.get_msg is kernel_messages._get_msg_in_slices
+    # jupyter_client 8 has AsyncZMQSocketChannel; Colab's 7.4.9 only ZMQSocketChannel.
+    channel = getattr(channels, "AsyncZMQSocketChannel", None) or channels.ZMQSocketChannel
+    assert channel.get_msg is kernel_messages._get_msg_in_slices

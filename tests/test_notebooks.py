@@ -58,3 +58,65 @@ def test_readme_table_lists_exactly_the_notebooks_with_badges():
     repository = re.search(r'REPOSITORY = "https://github.com/([^"]+)"', setup).group(1)
     for name in listed:
         assert f"colab.research.google.com/github/{repository}/blob/main/notebooks/{name}" in readme
+
+
+# A code cell builds or trains a model when it calls one of these (the judge included).
+MODEL_CELL = re.compile(
+    r"\bbuild_\w+\(|\.fit\(|\bresumable_fit\(|\bload_or_train_judge\(|\bcourse_models\.\w+\("
+    r"|\bwavenet_command\("
+)
+PREPARE = "accelerator.prepare(allow_cpu=TRAIN_ON_CPU)"
+
+
+def _first_model_cell(path):
+    return next(
+        (
+            index
+            for index, cell in enumerate(_cells(path))
+            if cell.cell_type == "code" and MODEL_CELL.search(cell.source)
+        ),
+        None,
+    )
+
+
+MODEL_NOTEBOOKS = [path for path in NOTEBOOKS if _first_model_cell(path) is not None]
+
+
+def test_every_training_notebook_is_found():
+    assert {path.name[:2] for path in MODEL_NOTEBOOKS} >= {"02", "03", "04", "05", "06", "07"}
+
+
+@pytest.mark.parametrize("path", MODEL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_checks_for_a_gpu_before_its_first_model(path):
+    cells = _cells(path)
+    calls = [
+        index
+        for index, cell in enumerate(cells)
+        if cell.cell_type == "code" and "accelerator.prepare(" in cell.source
+    ]
+    assert len(calls) == 1, f"{path.name}: call {PREPARE} once, not in cells {calls}"
+    call = calls[0]
+    assert PREPARE in cells[call].source
+    first = _first_model_cell(path)
+    assert call < first, f"{path.name}: {PREPARE} in cell {call}, after model cell {first}"
+    assert cells[call - 1].cell_type == "markdown", "a sentence tells the student what it does"
+    assert re.search(r"\baccelerator\b", cells[2].source), "the import cell imports accelerator"
+    settings = [
+        index
+        for index, cell in enumerate(cells[:call])
+        if cell.cell_type == "code" and re.search(r"^TRAIN_ON_CPU = False  # ", cell.source, re.M)
+    ]
+    assert settings, f"{path.name}: the settings cell sets TRAIN_ON_CPU = False, with a comment"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_starts_no_python_process_outside_the_setup_cell(path):
+    """A second Python process would start a second TensorFlow on the notebook's GPU, and
+    hide its errors: call the library instead (the setup cell alone runs pip)."""
+    starts_a_process = re.compile(r"\bsubprocess\b|\bsys\.executable\b|^\s*!\s*python", re.M)
+    offending = [
+        index
+        for index, cell in enumerate(_cells(path))
+        if index != 1 and cell.cell_type == "code" and starts_a_process.search(cell.source)
+    ]
+    assert not offending, f"{path.name}: cells {offending} start a process"

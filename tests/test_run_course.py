@@ -1,4 +1,4 @@
-"""course_lib.run_course: executes notebooks, collects their WAVs, writes the index."""
+"""course_tools.run_course: executes notebooks, collects their WAVs, writes the index."""
 
 from html.parser import HTMLParser
 from pathlib import Path
@@ -6,7 +6,8 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from course_lib import audio, browser_check, run_course
+from course_lib import audio
+from course_tools import browser_check, run_course
 
 
 def _notebook(path, cells):

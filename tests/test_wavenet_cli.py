@@ -123,6 +123,29 @@ def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_pat
     assert error == ["error: unknown label 'maybe'; this model knows: high, low."]
 
 
+def test_train_into_logdir_trains_every_setting_of_the_given_config(word_folder, tmp_path, capsys):
+    from course_lib.wavenet import WaveNetConfig
+    from course_lib.wavenet.logdir import read_logdir, train_into_logdir
+
+    cfg = WaveNetConfig.quick().replace(
+        dilations=(1, 2),
+        residual_channels=4,
+        dilation_channels=6,
+        skip_channels=5,
+        batch_size=2,
+        target_length=50,
+        steps=2,
+        checkpoint_every=2,
+        temperature=0.5,
+    )
+    logdir = tmp_path / "logdir"
+    report = train_into_logdir(cfg, word_folder, logdir)
+    assert "trained steps 0 -> 2" in report and "4 clips" in capsys.readouterr().out
+    assert read_logdir(logdir)["config"] == cfg and _steps_in(logdir) == 2
+    assert checkpoints.load_checkpoint(logdir).receptive_field == cfg.receptive_field
+    assert "already trained to step 2" in train_into_logdir(cfg, word_folder, logdir)
+
+
 def test_train_on_a_converted_dataset(tmp_path, capsys):
     rate, clip_samples = 4000, 1000
     examples = [

@@ -67,8 +67,9 @@ class DiffusionStepEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.encoding_dim = encoding_dim
         self.hidden_dim = hidden_dim
-        self.first = keras.layers.Dense(hidden_dim, activation="silu", name="fc_1")
-        self.second = keras.layers.Dense(hidden_dim, activation="silu", name="fc_2")
+        policy = self.dtype_policy  # sublayers follow this layer's (saved) dtype policy
+        self.first = keras.layers.Dense(hidden_dim, activation="silu", name="fc_1", dtype=policy)
+        self.second = keras.layers.Dense(hidden_dim, activation="silu", name="fc_2", dtype=policy)
 
     def build(self, input_shape=None):
         self.first.build((None, self.encoding_dim))
@@ -124,7 +125,8 @@ class DiffWaveResidualLayer(keras.layers.Layer):
         self.dilation_rate = dilation_rate
         self.step_dim = step_dim
         self.label_dim = label_dim
-        self.step_projection = keras.layers.Dense(channels, name="step_projection")
+        policy = self.dtype_policy  # sublayers follow this layer's (saved) dtype policy
+        self.step_projection = keras.layers.Dense(channels, name="step_projection", dtype=policy)
         self.dilated_conv = keras.layers.Conv1D(
             2 * channels,
             kernel_size=3,
@@ -132,12 +134,15 @@ class DiffWaveResidualLayer(keras.layers.Layer):
             padding="same",
             kernel_initializer="he_normal",
             name="dilated_conv",
+            dtype=policy,
         )
         self.label_projection = (
-            keras.layers.Dense(2 * channels, name="label_projection") if label_dim else None
+            keras.layers.Dense(2 * channels, name="label_projection", dtype=policy)
+            if label_dim
+            else None
         )
         self.output_projection = keras.layers.Dense(
-            2 * channels, kernel_initializer="he_normal", name="output_1x1"
+            2 * channels, kernel_initializer="he_normal", name="output_1x1", dtype=policy
         )
 
     def build(self, input_shape=None):
@@ -197,6 +202,10 @@ class DiffWaveDenoiser(keras.layers.Layer):
     ``num_classes`` is "no label", used for the unconditional half of classifier-free
     guidance (Ho & Salimans 2022).
 
+    Under the ``mixed_float16`` dtype policy (``course_lib.accelerator``) every layer but
+    the last computes in float16 (weights stay float32); the step encoding is computed in
+    float32 and the output layer is float32, so eps_theta is float32.
+
     Args:
         residual_channels: C.
         residual_layers: N.
@@ -235,14 +244,20 @@ class DiffWaveDenoiser(keras.layers.Layer):
         self.step_encoding_dim = step_encoding_dim
         self.step_hidden_dim = step_hidden_dim
 
+        # Sublayers follow this layer's (saved) dtype policy, but for the float32 output.
+        policy = self.dtype_policy
         self.input_projection = keras.layers.Dense(
-            residual_channels, activation="relu", kernel_initializer="he_normal", name="input_1x1"
+            residual_channels,
+            activation="relu",
+            kernel_initializer="he_normal",
+            name="input_1x1",
+            dtype=policy,
         )
         self.step_embedding = DiffusionStepEmbedding(
-            step_encoding_dim, step_hidden_dim, name="step_embedding"
+            step_encoding_dim, step_hidden_dim, name="step_embedding", dtype=policy
         )
         self.label_embedding = (
-            keras.layers.Embedding(num_classes + 1, label_dim, name="label_embedding")
+            keras.layers.Embedding(num_classes + 1, label_dim, name="label_embedding", dtype=policy)
             if num_classes
             else None
         )
@@ -253,14 +268,20 @@ class DiffWaveDenoiser(keras.layers.Layer):
                 step_dim=step_hidden_dim,
                 label_dim=label_dim if num_classes else 0,
                 name=f"residual_{index}",
+                dtype=policy,
             )
             for index in range(residual_layers)
         ]
         self.skip_projection = keras.layers.Dense(
-            residual_channels, activation="relu", kernel_initializer="he_normal", name="skip_1x1"
+            residual_channels,
+            activation="relu",
+            kernel_initializer="he_normal",
+            name="skip_1x1",
+            dtype=policy,
         )
+        # float32 under any policy: eps_theta enters the loss and the sampling steps.
         self.output_projection = keras.layers.Dense(
-            1, kernel_initializer="zeros", name="output_1x1"
+            1, kernel_initializer="zeros", name="output_1x1", dtype="float32"
         )
 
     @property

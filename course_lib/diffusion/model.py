@@ -59,6 +59,13 @@ class DiffusionModel(keras.Model):
         ema_decay: decay of the weight average (warmed up, see :meth:`ema_decay_at`).
         p_uncond: probability of dropping a label during training.
         seed: seed of the training draws (t, noise, label dropout).
+
+    Mixed precision: built under the ``mixed_float16`` dtype policy
+    (``course_lib.accelerator``), the two denoisers compute in float16 but predict eps in
+    float32; the schedule, the draws of t and eps, x_t, the loss and the EMA update stay
+    float32 (all weights are float32), ``compile`` wraps the optimizer in a
+    ``LossScaleOptimizer`` and :meth:`train_step` scales the loss before the gradients
+    (the optimizer unscales them, and skips a step whose gradients overflow).
     """
 
     def __init__(
@@ -107,8 +114,11 @@ class DiffusionModel(keras.Model):
             "num_classes": num_classes,
             "label_dim": label_dim,
         }
-        self.denoiser = DiffWaveDenoiser(**network, name="denoiser")
-        self.ema_denoiser = DiffWaveDenoiser(**network, name="ema_denoiser")
+        # The denoisers follow this model's dtype policy (saved with it), not the global one.
+        self.denoiser = DiffWaveDenoiser(**network, name="denoiser", dtype=self.dtype_policy)
+        self.ema_denoiser = DiffWaveDenoiser(
+            **network, name="ema_denoiser", dtype=self.dtype_policy
+        )
         self.ema_denoiser.trainable = False
         self.training_draws = keras.random.SeedGenerator(seed, name="training_draws")
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -199,6 +209,8 @@ class DiffusionModel(keras.Model):
         with tf.GradientTape() as tape:
             loss, batch = self._noise_prediction_loss(data, training=True)
             # Gradients are summed over replicas: scale so that they average instead.
+            # scale_loss multiplies by the loss scale of a LossScaleOptimizer (mixed
+            # precision), whose apply() divides the gradients by it again; else identity.
             scaled_loss = self.optimizer.scale_loss(loss / replicas)
         variables = self.denoiser.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)

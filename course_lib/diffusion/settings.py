@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Self
 
-from course_lib.config import Presets
+from course_lib.config import Presets, not_training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +56,13 @@ class DiffusionConfig(Presets):
     learning_rate: float = 2e-4
     ema_decay: float = 0.999
     p_uncond: float = 0.1  # label dropout for classifier-free guidance
-    # sampling
-    sampler: str = "ddim"
-    ddim_steps: int = 50
-    eta: float = 0.0
-    guidance: float = 2.0
+    # sampling (not part of tag(): changing them reuses the trained model)
+    sampler: str = not_training("ddim")
+    ddim_steps: int = not_training(50)
+    eta: float = not_training(0.0)
+    guidance: float = not_training(2.0)
     # scoring: generated clips per sampler scored by the judge (and real clips compared)
-    score_clips: int = 1000
+    score_clips: int = not_training(1000)
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):

@@ -21,9 +21,13 @@ class Sampling(keras.layers.Layer):
 
     Args:
         seed: seed of the noise.
+
+    It computes in float32 under any dtype policy (``dtype`` defaults to ``"float32"``):
+    under ``mixed_float16``, ``exp(log_var / 2)`` overflows float16 for ``log_var > 22``.
     """
 
     def __init__(self, seed: int = 0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -46,6 +50,7 @@ def kl_divergence(mean, log_var):
     """``KL(N(mu, diag(sigma^2)) || N(0, I))`` per example, ``[batch, latent] -> [batch]``.
 
     ``KL = -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)`` (Kingma & Welling, 2014,
-    appendix B).
+    appendix B). Computed in float32 (float16 inputs are cast): ``exp`` overflows float16.
     """
+    mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
     return -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from course_lib import spectrogram
+from course_lib import accelerator, spectrogram
 from course_lib.vae.layers import Sampling, kl_divergence
 from course_lib.vae.settings import VAEConfig
 
@@ -71,6 +71,14 @@ class AudioVAE(keras.Model):
         dropout: dropout after each encoder block.
         beta, warmup_steps: the KL weight schedule (:func:`kl_weight`).
         seed: seed of the sampling noise.
+
+    Mixed precision: built under the ``mixed_float16`` dtype policy
+    (``course_lib.accelerator``), the encoder and decoder blocks compute in float16,
+    while the input audio and the spectrogram front end (the model does not cast its
+    input), the ``mean`` and ``log_var`` heads, the sampling, the decoder's output layer,
+    the KL term and the loss stay float32. :func:`build_vae` compiles it with a
+    ``LossScaleOptimizer`` (:func:`initial_loss_scale`; ``compile`` would wrap a plain
+    optimizer in one too), which Keras' ``train_step`` uses to scale the loss.
     """
 
     def __init__(
@@ -85,7 +93,9 @@ class AudioVAE(keras.Model):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # autocast=False: a mixed_float16 model would otherwise round its float32 audio to
+        # float16 before the float32 spectrogram; the sublayers cast their own inputs.
+        super().__init__(autocast=False, **kwargs)
         if not widths or latent_dim < 1:
             raise ValueError(
                 f"need at least one block and latent_dim >= 1, got {widths}, {latent_dim}."
@@ -113,8 +123,11 @@ class AudioVAE(keras.Model):
         """The encoder model: ``features`` flattened into ``(mu, log sigma^2)``, each
         ``[batch, latent_dim]`` (``log_var`` starts at 0, i.e. sigma = 1)."""
         x = keras.layers.Flatten()(features)
-        mean = keras.layers.Dense(self.latent_dim, name="mean")(x)
-        log_var = keras.layers.Dense(self.latent_dim, name="log_var", kernel_initializer="zeros")(x)
+        # float32 heads under any policy: log_var goes through exp in the KL and sampling.
+        mean = keras.layers.Dense(self.latent_dim, name="mean", dtype="float32")(x)
+        log_var = keras.layers.Dense(
+            self.latent_dim, name="log_var", kernel_initializer="zeros", dtype="float32"
+        )(x)
         return keras.Model(inputs, [mean, log_var], name="encoder")
 
     def to_target(self, audio):
@@ -254,8 +267,10 @@ class SpectrogramVAE(AudioVAE):
                 "length whose frame count divides evenly."
             )
         self.image_shape = (frames, bins, 1)
-        self.encoder = self._build_encoder()
-        self.decoder = self._build_decoder(frames // factor, bins // factor)
+        # Their layers follow this model's (saved) dtype policy, not the global one.
+        with accelerator.precision_policy(self.dtype_policy.name):
+            self.encoder = self._build_encoder()
+            self.decoder = self._build_decoder(frames // factor, bins // factor)
 
     def _build_encoder(self) -> keras.Model:
         image = keras.Input(self.image_shape, name="spectrogram")
@@ -275,7 +290,8 @@ class SpectrogramVAE(AudioVAE):
             x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same", use_bias=False)(x)
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = keras.layers.LeakyReLU(0.2)(x)
-        image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x)
+        # The output layer is float32 under any policy: the loss compares it with the target.
+        image = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32")(x)
         return keras.Model(z, image, name="decoder")
 
     def to_target(self, audio):
@@ -310,8 +326,10 @@ class WaveformVAE(AudioVAE):
         super().__init__(clip_samples, sample_rate, **kwargs)
         factor = self.STRIDE ** len(self.widths)
         self.bottleneck = -(-self.clip_samples // factor)  # ceil
-        self.encoder = self._build_encoder()
-        self.decoder = self._build_decoder()
+        # Their layers follow this model's (saved) dtype policy, not the global one.
+        with accelerator.precision_policy(self.dtype_policy.name):
+            self.encoder = self._build_encoder()
+            self.decoder = self._build_decoder()
 
     def _build_encoder(self) -> keras.Model:
         waveform = keras.Input((self.clip_samples, 1), name="waveform")
@@ -333,9 +351,12 @@ class WaveformVAE(AudioVAE):
             )(x)
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = keras.layers.LeakyReLU(0.2)(x)
-        x = keras.layers.Conv1D(1, self.KERNEL, padding="same", activation="tanh")(x)
+        # The output layer (and the crop after it) are float32 under any policy.
+        x = keras.layers.Conv1D(1, self.KERNEL, padding="same", activation="tanh", dtype="float32")(
+            x
+        )
         extra = self.bottleneck * self.STRIDE ** len(self.widths) - self.clip_samples
-        waveform = keras.layers.Cropping1D((0, extra))(x)  # [b, n + extra, 1] -> [b, n, 1]
+        waveform = keras.layers.Cropping1D((0, extra), dtype="float32")(x)  # -> [b, n, 1]
         return keras.Model(z, waveform, name="decoder")
 
     def to_target(self, audio):
@@ -376,8 +397,31 @@ def build_vae(
         name="waveform_vae" if waveform else "vae",
     )
     model.build((None, clip_samples, 1))
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=jit_compile)
+    optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    if model.dtype_policy.name == "mixed_float16":
+        elements = clip_samples if waveform else int(np.prod(model.image_shape))
+        optimizer = keras.optimizers.LossScaleOptimizer(
+            optimizer, initial_scale=initial_loss_scale(elements)
+        )
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
     return model
+
+
+def initial_loss_scale(elements: int) -> float:
+    """The first loss scale of mixed-precision training for a loss summed over
+    ``elements`` values per clip: ``2^15 / elements`` rounded down to a power of two, at
+    least 1.
+
+    Keras' ``LossScaleOptimizer`` starts at ``2^15``, made for losses averaged over their
+    elements. The VAE's loss sums the squared error over the pixels (or samples) of a
+    clip, so its float16 gradients are about ``elements`` times larger and overflow at
+    ``2^15``: every overflow skips a training step and halves the scale, which would
+    waste the first 5 to 10 steps (measured: the quick preset's 64 x 128 images overflow
+    down to a scale of 2048). The scale then adapts as usual (doubled after 2,000 steps
+    without an overflow, halved on one).
+    """
+    exponent = 15 - int(np.ceil(np.log2(max(int(elements), 1))))
+    return float(2.0 ** max(exponent, 0))
 
 
 def _clips(audio: np.ndarray, clip_samples: int) -> tf.Tensor:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from course_lib.config import Presets
+from course_lib.config import Presets, not_training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +49,15 @@ class VAEConfig(Presets):
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
-    # making audio and scoring it
-    griffin_lim_iterations: int = 32
-    score_clips: int = 1000
-    # the sweep: (beta, latent_dim) settings, each trained for sweep_epochs
-    sweep: tuple[tuple[float, int], ...] = ((0.25, 64), (1.0, 64), (4.0, 64), (1.0, 16))
-    sweep_epochs: int = 15
+    # making audio and scoring it (not part of tag())
+    griffin_lim_iterations: int = not_training(32)
+    score_clips: int = not_training(1000)
+    # the sweep: (beta, latent_dim) settings, each trained for sweep_epochs in the
+    # notebook, not in the main model's folder (not part of tag())
+    sweep: tuple[tuple[float, int], ...] = not_training(
+        ((0.25, 64), (1.0, 64), (4.0, 64), (1.0, 16))
+    )
+    sweep_epochs: int = not_training(15)
 
     @classmethod
     def quick(cls) -> VAEConfig:

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from course_lib import spectrogram
+from course_lib import accelerator, spectrogram
 from course_lib.vq.quantizer import VectorQuantizer
 from course_lib.vq.settings import VQConfig
 
@@ -64,6 +64,13 @@ class VQVAE(keras.Model):
         code_dim, codebook_size, beta, ema_decay, restart_threshold, data_init: the
             quantizer's settings (:class:`~course_lib.vq.quantizer.VectorQuantizer`).
         seed: seed of the quantizer's restarts and initialisation.
+
+    Mixed precision: built under the ``mixed_float16`` dtype policy
+    (``course_lib.accelerator``), the encoder and decoder convolutions compute in float16,
+    while the encoder's last 1x1 convolution (the vectors that are quantized), the
+    quantizer (distances, codebook, EMA updates, its losses), the decoder's output layer
+    and the loss stay float32; ``compile`` wraps the optimizer in a
+    ``LossScaleOptimizer``, which Keras' ``train_step`` uses to scale the loss.
     """
 
     def __init__(
@@ -107,9 +114,12 @@ class VQVAE(keras.Model):
             data_init=data_init,
             seed=seed,
             name="quantizer",
+            dtype="float32",
         )
-        self.encoder = self._build_encoder(code_dim)
-        self.decoder = self._build_decoder(code_dim)
+        # Their layers follow this model's (saved) dtype policy, not the global one.
+        with accelerator.precision_policy(self.dtype_policy.name):
+            self.encoder = self._build_encoder(code_dim)
+            self.decoder = self._build_decoder(code_dim)
         self.quantizer.build((None, code_dim))
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -163,7 +173,10 @@ class VQVAE(keras.Model):
             x = keras.layers.LeakyReLU(LEAK)(x)
         x = keras.layers.Conv2D(self.widths[-1], 3, padding="same")(x)
         x = self._residual_stack(x, self.widths[-1], "encoder")
-        encoded = keras.layers.Conv2D(code_dim, 1, name="to_code_dim")(x)  # [b, H/f, W/f, D]
+        # float32 under any policy: these vectors are compared with the codebook.
+        encoded = keras.layers.Conv2D(code_dim, 1, name="to_code_dim", dtype="float32")(
+            x
+        )  # [b, H/f, W/f, D]
         return keras.Model(image, encoded, name="encoder")
 
     def _build_decoder(self, code_dim: int) -> keras.Model:
@@ -179,6 +192,7 @@ class VQVAE(keras.Model):
             padding="same",
             activation="sigmoid",
             bias_initializer=keras.initializers.Constant(DARK_START),
+            dtype="float32",  # the output layer is float32 under any policy
         )(x)
         return keras.Model(quantized, image, name="decoder")
 

@@ -83,6 +83,11 @@ class VectorQuantizer(keras.layers.Layer):
         epsilon: Laplace smoothing of the EMA cluster sizes.
         codebook_initializer: initializer of the codebook before any data is seen.
         seed: seed of the restarts and of the data initialisation.
+
+    The layer computes in float32 under any dtype policy (``dtype`` defaults to
+    ``"float32"``; float16 inputs are cast): under ``mixed_float16`` the distances
+    ``||z||^2 - 2 z.e + ||e||^2`` would cancel catastrophically in float16 and the EMA
+    updates (``d N_k + (1 - d) n_k`` with ``d = 0.99``) would round away.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class VectorQuantizer(keras.layers.Layer):
         seed: int = 0,
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")  # float32 under any policy (docstring)
         super().__init__(**kwargs)
         if codebook_size < 2 or code_dim < 1:
             raise ValueError(
@@ -170,8 +176,10 @@ class VectorQuantizer(keras.layers.Layer):
 
     def squared_distances(self, flat):
         """``|| z_i - e_k ||^2`` for every vector of ``flat [n, code_dim]`` and every
-        codeword, ``[n, K]``, as ``||z||^2 - 2 z.e + ||e||^2`` (one matrix product)."""
-        codebook = ops.convert_to_tensor(self.codebook)
+        codeword, ``[n, K]``, as ``||z||^2 - 2 z.e + ||e||^2`` (one matrix product), in
+        float32 (float16 vectors are cast)."""
+        flat = ops.cast(flat, "float32")
+        codebook = ops.cast(self.codebook, "float32")
         return (
             ops.sum(ops.square(flat), axis=1, keepdims=True)
             - 2.0 * ops.matmul(flat, ops.transpose(codebook))

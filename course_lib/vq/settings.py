@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from course_lib.config import Presets
+from course_lib.config import Presets, not_training
 
 if TYPE_CHECKING:
     from course_lib.spectrogram import SpectrogramSpec
@@ -73,7 +73,7 @@ class VQConfig(Presets):
     frame_step: int = 125
     min_db: float = -50.0
     max_db: float = 50.0
-    griffin_lim_iterations: int = 32
+    griffin_lim_iterations: int = not_training(32)  # making audio only
     # model
     widths: tuple[int, ...] = (32, 64, 128)
     residual_blocks: int = 2
@@ -93,10 +93,10 @@ class VQConfig(Presets):
     digit_codebook_size: int = 64
     digit_code_dim: int = 16
     digit_epochs: int = 5
-    # inpainting
-    radius: int = 1
-    sweeps: int = 4
-    temperature: float = 1.0
+    # inpainting: the Naive Bayes prior is fitted after training (not part of tag())
+    radius: int = not_training(1)
+    sweeps: int = not_training(4)
+    temperature: float = not_training(1.0)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

@@ -5,7 +5,9 @@
 - ``settings``: :class:`WaveNetConfig` (full and quick presets), :func:`receptive_field`;
 - ``training_data``: random crops of receptive field + target length, silence trimming;
 - ``generation``: naive and fast (Paine et al. 2016) sampling;
-- ``python -m course_lib.wavenet train|generate``: the command line.
+- ``checkpoints``: step checkpoints and the loss log; ``logdir``: train into a log
+  directory and generate from it (``files`` names its files);
+- ``python -m course_lib.wavenet train|generate``: the command line, which calls ``logdir``.
 
 Mu-law encoding lives in ``course_lib.audio`` (``mu_law_encode``, ``mu_law_decode``).
 The names below load on first use, so the command line can reject a bad data folder

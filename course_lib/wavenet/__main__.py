@@ -12,28 +12,24 @@ dataset converted by ``python -m data_prep`` (it holds ``manifest.json``). A log
 directory holds ``wavenet_config.json`` (settings, sample rate, label names) and
 ``model.keras``, the last checkpoint with its optimizer state: training again resumes
 from it, and the step counter continues. Errors print one ``error:`` line, exit 2.
+
+The command line only parses its options; the work is done by
+:func:`course_lib.wavenet.logdir.train_into_logdir` (given the preset with the options'
+changes, or the restored checkpoint's settings) and
+:func:`course_lib.wavenet.logdir.generate_into_wav`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from course_lib import audio, data
-from course_lib.wavenet import training_data
+from course_lib.command_line import run_command
+from course_lib.wavenet.files import CHECKPOINT_NAME
+from course_lib.wavenet.logdir import generate_into_wav, read_logdir, train_into_logdir
 from course_lib.wavenet.settings import WaveNetConfig
-
-# Keras and TensorFlow are imported only once the arguments and the data are checked,
-# so a mistake costs one line and no TensorFlow start-up.
-
-CONFIG_NAME = "wavenet_config.json"
-CHECKPOINT_NAME = "model.keras"  # see course_lib.wavenet.checkpoints
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,46 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ----------------------------------------------------------------------------- log dir
-
-
-def read_logdir(logdir: Path) -> dict:
-    """The saved settings of a log directory: ``config``, ``label_names``.
-
-    Raises:
-        FileNotFoundError: no config or no checkpoint (not trained yet).
-    """
-    config_path, checkpoint = logdir / CONFIG_NAME, logdir / CHECKPOINT_NAME
-    if not config_path.is_file() or not checkpoint.is_file():
-        raise FileNotFoundError(
-            f"{logdir} holds no trained WaveNet ({CONFIG_NAME} and {CHECKPOINT_NAME}); "
-            "run `python -m course_lib.wavenet train` first."
-        )
-    saved = json.loads(config_path.read_text())
-    return {
-        "config": WaveNetConfig.from_dict(saved["config"]),
-        "label_names": list(saved.get("label_names", [])),
-    }
-
-
-def write_logdir_config(logdir: Path, config, label_names: Sequence[str]) -> None:
-    """Write ``wavenet_config.json`` atomically."""
-    logdir.mkdir(parents=True, exist_ok=True)
-    path = logdir / CONFIG_NAME
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(
-        json.dumps(
-            {
-                "config": config.to_dict(),
-                "label_names": list(label_names),
-                "receptive_field": config.receptive_field,
-            },
-            indent=2,
-        )
-    )
-    os.replace(temporary, path)
-
-
 # ----------------------------------------------------------------------------- train
 
 
@@ -168,193 +124,38 @@ def _training_setup(args):
     return config, label_names, restore_dir
 
 
-def _training_data(args, config, label_names):
-    """The checked data source (a corpus or a converted folder), the config with its
-    sample rate, the label names and a summary line."""
-    folder = args.data_dir
-    if not folder.is_dir():
-        raise NotADirectoryError(f"--data-dir {folder} is not a folder.")
-    if (folder / data.MANIFEST_NAME).is_file():
-        manifest = data.read_manifest(folder)
-        if not manifest.splits.get("train", {}).get("examples"):
-            raise ValueError(f"no usable audio in {folder}: its train split is empty.")
-        if args.sample_rate and args.sample_rate != manifest.sample_rate:
-            raise ValueError(
-                f"{folder} was converted at {manifest.sample_rate} Hz, not "
-                f"{args.sample_rate}: drop --sample-rate or convert again."
-            )
-        if label_names is not None and config.sample_rate != manifest.sample_rate:
-            raise ValueError(
-                f"{folder} was converted at {manifest.sample_rate} Hz but the checkpoint "
-                f"was trained at {config.sample_rate} Hz; use a new --logdir."
-            )
-        config = config.replace(sample_rate=manifest.sample_rate)
-        source = folder
-        found = list(manifest.labels)
-        summary = (
-            f"data: converted dataset {folder}, {manifest.splits['train']['examples']} "
-            f"training clips, {len(found)} labels, {manifest.sample_rate} Hz"
-        )
-    else:
-        corpus = training_data.load_audio_folder(
-            folder, config.sample_rate, config.silence_threshold
-        )
-        found, source = corpus.label_names, corpus
-        seconds = corpus.total_samples / config.sample_rate
-        summary = (
-            f"data: {len(corpus.clips)} clips ({seconds:.1f} s) in {len(found)} "
-            f"label(s) from {folder}, resampled to "
-            f"{config.sample_rate} Hz; skipped {len(corpus.skipped)} file(s)"
-        )
-    if len(found) < 2:
-        found = []  # one label: nothing to condition on
-    if label_names is not None and list(label_names) != list(found):
-        raise ValueError(
-            f"the checkpoint was trained on labels {label_names}, but {folder} has "
-            f"{found or 'none'}; use a new --logdir for new labels."
-        )
-    return source, config, found, summary
-
-
-def _crop_batches(source, config, with_labels: bool, seed: int):
-    """Training batches from a corpus or a converted dataset folder."""
-    common = {
-        "receptive_field": config.receptive_field,
-        "target_length": config.target_length,
-        "batch_size": config.batch_size,
-        "seed": seed,
-        "with_labels": with_labels,
-        "quantization_channels": config.quantization_channels,
-    }
-    if isinstance(source, training_data.AudioCorpus):
-        return training_data.crop_dataset(source, **common)
-    return training_data.crop_dataset_from_records(
-        source, silence_threshold=config.silence_threshold, **common
-    )
-
-
 def train(args) -> str:
-    """Train until ``config.steps``, saving a checkpoint every ``checkpoint_every`` steps."""
-    config, label_names, restore_dir = _training_setup(args)
-    source, config, label_names, summary = _training_data(args, config, label_names)
-    print(summary)
-
-    from course_lib import config as course_config
-    from course_lib import training
-    from course_lib.wavenet import checkpoints
-    from course_lib.wavenet.model import build_wavenet
-
-    course_config.set_seed(args.seed)
-    with course_config.strategy().scope():
-        if restore_dir is not None:
-            model = checkpoints.load_checkpoint(restore_dir)
-        else:
-            model = build_wavenet(config, num_classes=len(label_names))
-    start_step = checkpoints.trained_steps(model)
-    if restore_dir is not None:
-        print(f"resuming from step {start_step} ({checkpoints.checkpoint_path(restore_dir)})")
-    write_logdir_config(args.logdir, config, label_names)
-    if start_step >= config.steps:
-        return f"already trained to step {start_step} (--steps {config.steps}); nothing to do."
-    print(
-        f"training: receptive field {model.receptive_field} samples, "
-        f"{model.count_params():,} weights, steps {start_step} -> {config.steps}"
+    """The ``train`` command: the preset (or the restored checkpoint's settings) with the
+    options' changes."""
+    config, _, restore_dir = _training_setup(args)
+    return train_into_logdir(
+        config,
+        args.data_dir,
+        args.logdir,
+        restore_from=restore_dir,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
     )
-    started = time.perf_counter()
-    remaining = config.steps - start_step
-    # A new crop seed per start step, so a resumed run does not replay the same crops.
-    dataset = _crop_batches(source, config, bool(label_names), seed=args.seed + start_step)
-    model.fit(
-        dataset,
-        epochs=math.ceil(remaining / config.checkpoint_every),
-        steps_per_epoch=config.checkpoint_every,
-        shuffle=False,
-        verbose=0,
-        callbacks=[checkpoints.StepCheckpoints(args.logdir, config.steps), training.StopOnNaN()],
-    )
-    final_step = checkpoints.trained_steps(model)
-    return (
-        f"trained steps {start_step} -> {final_step} in {time.perf_counter() - started:.1f} s;"
-        f" checkpoint {args.logdir / CHECKPOINT_NAME}"
-    )
-
-
-# ----------------------------------------------------------------------------- generate
 
 
 def generate(args) -> str:
-    """Generate ``--samples`` samples and write them as WAV file(s)."""
-    saved = read_logdir(args.logdir)
-    config, label_names = saved["config"], saved["label_names"]
-    if args.samples < 1 or args.clips < 1:
-        raise ValueError(
-            f"--samples and --clips must be >= 1, got {args.samples} and {args.clips}."
-        )
-    labels = None
-    if label_names:
-        if args.label is None:
-            print(f"no --label given: using {label_names[0]!r} (choose from {label_names})")
-            labels = 0
-        elif args.label not in label_names:
-            raise ValueError(
-                f"unknown label {args.label!r}; this model knows: {', '.join(label_names)}."
-            )
-        else:
-            labels = label_names.index(args.label)
-    elif args.label is not None:
-        raise ValueError(f"--label {args.label!r}: this model was trained without labels.")
-
-    seed_audio = None
-    if args.seed_wav is not None:
-        samples, _ = audio.load_audio(args.seed_wav, config.sample_rate)
-        seed_audio = training_data.trim_silence(samples, config.silence_threshold)
-
-    from course_lib.wavenet import checkpoints
-    from course_lib.wavenet.generation import generate as run_generation
-
-    model = checkpoints.load_checkpoint(args.logdir, compile=False)
-    started = time.perf_counter()
-    result = run_generation(
-        model,
+    """The ``generate`` command."""
+    return generate_into_wav(
+        args.logdir,
         args.samples,
-        method=args.method,
-        num_clips=args.clips,
-        labels=labels,
-        seed_audio=seed_audio,
+        args.wav_out_path,
+        clips=args.clips,
+        label=args.label,
+        seed_wav=args.seed_wav,
         temperature=args.temperature,
         seed=args.seed,
-        progress=True,
-    )
-    seconds = time.perf_counter() - started
-    paths = (
-        [args.wav_out_path]
-        if args.clips == 1
-        else [
-            args.wav_out_path.with_name(
-                f"{args.wav_out_path.stem}_{index}{args.wav_out_path.suffix or '.wav'}"
-            )
-            for index in range(args.clips)
-        ]
-    )
-    for path, clip in zip(paths, result.audio, strict=True):
-        audio.write_wav(path, clip, config.sample_rate)
-    where = paths[0] if len(paths) == 1 else f"{paths[0]} ... {paths[-1]}"
-    return (
-        f"wrote {args.clips} x {args.samples} samples ({args.samples / config.sample_rate:.2f}"
-        f" s at {config.sample_rate} Hz) to {where} in {seconds:.1f} s"
+        method=args.method,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        report = train(args) if args.command == "train" else generate(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
-        message = " ".join(str(error).split())  # one line
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+    return run_command(lambda: train(args) if args.command == "train" else generate(args))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import keras
 
-CHECKPOINT_NAME = "model.keras"
-LOSS_LOG_NAME = "losses.jsonl"  # one {"step", "loss"} line per checkpoint, kept across resumes
+from course_lib.wavenet.files import CHECKPOINT_NAME, LOSS_LOG_NAME
 
 
 def checkpoint_path(logdir: str | Path) -> Path:

@@ -214,6 +214,10 @@ class FastGenerator(_Generator):
     (the oldest, no longer needed). Create it once and call :meth:`generate` many
     times: the compiled loop is reused.
 
+    The queues are float32, and so are the convolution steps on them, also for a model
+    built under ``mixed_float16`` (whose Dense layers still compute in float16): its
+    distributions then agree with :class:`NaiveGenerator`'s to float16 rounding only.
+
     Args:
         model: a trained :class:`WaveNet`.
         num_clips: the batch size it generates (fixed: the buffers have this size).
@@ -272,6 +276,7 @@ class FastGenerator(_Generator):
             if conv.left_padding:
                 newest = values[:, -conv.left_padding :, :]  # [rows, slots, c], oldest first
                 newest = ops.transpose(newest, (1, 0, 2))  # -> [slots, rows, c]
+                newest = ops.cast(newest, buffer.dtype)  # layer outputs: float16 if mixed
                 buffer.assign(ops.broadcast_to(newest, buffer.shape))  # -> [slots, b, c]
         self._position.assign(0)
 

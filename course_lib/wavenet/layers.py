@@ -170,20 +170,30 @@ class GatedResidualBlock(keras.layers.Layer):
         self.conditioned = conditioned
         self.use_bias = use_bias
         self.has_residual = has_residual
+        policy = self.dtype_policy  # sublayers follow this block's (saved) dtype policy
         self.dilated_conv = CausalConv1D(
-            2 * dilation_channels, kernel_size, dilation_rate, use_bias, name="filter_and_gate"
+            2 * dilation_channels,
+            kernel_size,
+            dilation_rate,
+            use_bias,
+            name="filter_and_gate",
+            dtype=policy,
         )
         self.condition_projection = (
-            keras.layers.Dense(2 * dilation_channels, use_bias=False, name="condition")
+            keras.layers.Dense(
+                2 * dilation_channels, use_bias=False, name="condition", dtype=policy
+            )
             if conditioned
             else None
         )
         self.residual_projection = (
-            keras.layers.Dense(residual_channels, use_bias=use_bias, name="residual")
+            keras.layers.Dense(residual_channels, use_bias=use_bias, name="residual", dtype=policy)
             if has_residual
             else None
         )
-        self.skip_projection = keras.layers.Dense(skip_channels, use_bias=use_bias, name="skip")
+        self.skip_projection = keras.layers.Dense(
+            skip_channels, use_bias=use_bias, name="skip", dtype=policy
+        )
 
     def build(self, input_shape, condition_shape=None):
         self.dilated_conv.build(input_shape)
@@ -258,13 +268,15 @@ class GatedResidualBlock(keras.layers.Layer):
             fast generation can project all layers' gates in one matrix product.
         """
         pre_activation = self.dilated_conv.step(taps)  # [b, 2d]
+        # Under mixed_float16 the Dense sublayers return float16 while step() runs on
+        # the taps' dtype (float32 buffers): cast to it (no-op in float32).
         if condition_bias is not None:
-            pre_activation = pre_activation + condition_bias
+            pre_activation = pre_activation + ops.cast(condition_bias, pre_activation.dtype)
         gated = self._gate(pre_activation)  # [b, d]
         residual = (
             None
             if self.residual_projection is None
-            else (taps[-1] + self.residual_projection(gated))
+            else (taps[-1] + ops.cast(self.residual_projection(gated), taps[-1].dtype))
         )
         return residual, gated
 

@@ -46,6 +46,12 @@ class WaveNet(keras.Model):
         num_classes: labels for global conditioning; 0 for an unconditional model.
         label_channels: size of the label embedding.
         use_bias: biases in the convolutions.
+
+    Mixed precision: built under the ``mixed_float16`` dtype policy
+    (``course_lib.accelerator``), the blocks and the first head layer compute in
+    float16, while the logits layer, the softmax and the loss stay float32; ``compile``
+    wraps the optimizer in a ``LossScaleOptimizer``, which Keras' ``train_step`` uses to
+    scale the loss. Mu-law coding happens outside the model, in float32.
     """
 
     def __init__(
@@ -77,11 +83,15 @@ class WaveNet(keras.Model):
         self.use_bias = use_bias
         self.receptive_field = receptive_field(self.dilations, kernel_size)
 
+        # Sublayers follow this model's (saved) dtype policy, but for the float32 logits.
+        policy = self.dtype_policy
         self.input_conv = CausalConv1D(
-            residual_channels, kernel_size, 1, use_bias, name="input_conv"
+            residual_channels, kernel_size, 1, use_bias, name="input_conv", dtype=policy
         )
         self.label_embedding = (
-            keras.layers.Embedding(num_classes, label_channels, name="label_embedding")
+            keras.layers.Embedding(
+                num_classes, label_channels, name="label_embedding", dtype=policy
+            )
             if num_classes
             else None
         )
@@ -96,12 +106,16 @@ class WaveNet(keras.Model):
                 use_bias=use_bias,
                 has_residual=index + 1 < len(self.dilations),
                 name=f"block_{index}",
+                dtype=policy,
             )
             for index, dilation in enumerate(self.dilations)
         ]
-        self.head_hidden = keras.layers.Dense(skip_channels, use_bias=use_bias, name="head_1x1")
+        self.head_hidden = keras.layers.Dense(
+            skip_channels, use_bias=use_bias, name="head_1x1", dtype=policy
+        )
+        # float32 under any policy: the softmax over the classes and the loss need it.
         self.head_logits = keras.layers.Dense(
-            quantization_channels, use_bias=use_bias, name="head_logits"
+            quantization_channels, use_bias=use_bias, name="head_logits", dtype="float32"
         )
         self.next_sample_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.build()

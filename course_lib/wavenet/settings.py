@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
-from course_lib.config import Presets
+from course_lib.config import Presets, not_training
 
 
 def receptive_field(dilations: Sequence[int], kernel_size: int = 2) -> int:
@@ -74,10 +74,10 @@ class WaveNetConfig(Presets):
     learning_rate: float = 1e-3
     steps: int = 20000
     checkpoint_every: int = 500
-    # sampling
-    temperature: float = 1.0
-    generate_seconds: float = 1.0
-    score_clips: int = 100  # generated clips scored by the judge (notebook)
+    # sampling (not part of tag(): changing them reuses the trained model)
+    temperature: float = not_training(1.0)
+    generate_seconds: float = not_training(1.0)
+    score_clips: int = not_training(100)  # generated clips scored by the judge (notebook)
 
     @classmethod
     def quick(cls) -> Self:

@@ -1,4 +1,4 @@
-"""Run every notebook top to bottom and publish the results: ``python -m course_lib.run_course``.
+"""Run every notebook top to bottom and publish the results: ``python -m course_tools.run_course``.
 
 For each notebook it writes ``OUT/<notebook>.html`` (the executed copy) and collects
 the WAV files the notebook wrote into ``OUT/<notebook>/`` (each notebook gets
@@ -12,7 +12,7 @@ skips that step (``--no-screenshot`` skips it always).
 
 Usage::
 
-    python -m course_lib.run_course [--out outputs] [--mode quick|full]
+    python -m course_tools.run_course [--out outputs] [--mode quick|full]
                                     [--screenshot | --no-screenshot] [NOTEBOOK ...]
 """
 
@@ -29,7 +29,7 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from course_lib import browser_check
+from course_tools import browser_check
 
 NOTEBOOK_FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 TITLE = "Generative Audio Course Kit: results"
@@ -68,7 +68,7 @@ def execute_notebook(
     import nbformat
     from nbconvert import HTMLExporter
 
-    from course_lib.kernel_messages import poll_kernel_replies_in_slices
+    from course_tools.kernel_messages import poll_kernel_replies_in_slices
 
     poll_kernel_replies_in_slices()
     wav_folder = out / notebook.stem
@@ -228,7 +228,7 @@ def write_index(runs: Sequence[NotebookRun], out: Path, mode: str | None = None)
         f'<header>\n<h1>{TITLE}</h1>\n<p class="summary">{summary}</p>\n'
         f'<nav aria-label="notebooks"><ol>\n{contents}\n</ol></nav>\n</header>\n'
         f"<main>\n{sections}\n</main>\n"
-        "<footer>Made by <code>python -m course_lib.run_course</code>. Each notebook's "
+        "<footer>Made by <code>python -m course_tools.run_course</code>. Each notebook's "
         "audio is in the folder of the same name.</footer>\n</body>\n</html>\n"
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,7 @@ def screenshot_index(out: Path, required: bool = False) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.run_course",
+        prog="python -m course_tools.run_course",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

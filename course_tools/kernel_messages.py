@@ -1,6 +1,6 @@
 """A workaround for notebook runs that stall on a kernel reply that has already arrived.
 
-``nbclient`` (used by ``pytest --nbmake`` and by ``course_lib.run_course``) waits for a
+``nbclient`` (used by ``pytest --nbmake`` and by ``course_tools.run_course``) waits for a
 cell's ``execute_reply`` with one long ``zmq.asyncio`` poll of the shell socket. When a
 cell shows widgets that display audio, the wake-up for that reply is sometimes missed
 (jupyter/nbclient#312, jupyter/nbconvert#2029): the kernel is idle, the reply sits in
@@ -34,6 +34,9 @@ async def _get_msg_in_slices(self, timeout: float | None = None) -> dict:
 
 def poll_kernel_replies_in_slices() -> None:
     """Patch ``jupyter_client``'s async channels (idempotent); call before running notebooks."""
-    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client import channels
 
-    AsyncZMQSocketChannel.get_msg = _get_msg_in_slices
+    # jupyter_client 8 names the async channel AsyncZMQSocketChannel; 7.x (Colab's
+    # 7.4.9) has one channel class, ZMQSocketChannel, which is already async.
+    channel = getattr(channels, "AsyncZMQSocketChannel", None) or channels.ZMQSocketChannel
+    channel.get_msg = _get_msg_in_slices

@@ -1,6 +1,6 @@
 """Open a results page in headless Chromium: check its audio players and screenshot it.
 
-``python -m course_lib.run_course`` uses it to save ``outputs/index_screenshot.png``
+``python -m course_tools.run_course`` uses it to save ``outputs/index_screenshot.png``
 next to ``outputs/index.html``; ``tests/test_index_browser.py`` uses it to check that
 every ``<audio>`` element on the page loads and reports its duration.
 
@@ -12,7 +12,7 @@ length of the check.
 
 Example::
 
-    from course_lib import browser_check
+    from course_tools import browser_check
 
     report = browser_check.check_page("outputs", screenshot="outputs/index_screenshot.png")
     print(report.summary())

@@ -1,0 +1,43 @@
+"""``import course_lib`` sets TensorFlow's environment before TensorFlow starts."""
+
+import os
+import re
+import subprocess
+import sys
+
+# A TensorFlow C++ log line: "2026-11-30 08:42:11.548317: E external/...cc:51] ..." or
+# absl's "E0000 00:00:... file.cc:51] ...".
+CPP_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d [\d:.]+: )?[IWEF]\d{0,4}[ \d:.]*\S+\.cc:\d+\]", re.M)
+
+TOUCH_TENSORFLOW = """
+import course_lib
+import tensorflow as tf
+tf.config.list_physical_devices("GPU")
+print(list(tf.data.TFRecordDataset([])))
+"""
+
+
+def run_clean(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**clean, **env}
+    )
+
+
+def test_the_pattern_finds_tensorflows_log_lines():
+    shown = run_clean(TOUCH_TENSORFLOW.replace("import course_lib\n", ""))
+    assert CPP_LOG_LINE.search(shown.stderr), shown.stderr
+
+
+def test_importing_course_lib_first_keeps_tensorflows_log_lines_out():
+    run = run_clean(TOUCH_TENSORFLOW)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    assert not CPP_LOG_LINE.search(run.stderr), run.stderr
+
+
+def test_a_log_level_of_ones_own_is_kept():
+    run = run_clean(
+        "import os, course_lib; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])", TF_CPP_MIN_LOG_LEVEL="0"
+    )
+    assert run.stdout.strip() == "0"

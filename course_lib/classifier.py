@@ -14,8 +14,8 @@ pooling, global average pooling, the ``embedding`` layer (dense + ReLU) and the 
 logits.
 
 :func:`load_or_train_judge` returns the judge for a converted dataset, training and
-caching it (on Google Drive when mounted) the first time, so every notebook can run on
-its own.
+caching it (on Google Drive when mounted) the first time and restoring it afterwards
+(``course_lib.training.train_or_restore``), so every notebook can run on its own.
 
 Used in: 02_judge_and_metrics.ipynb and every notebook that scores generated audio.
 """
@@ -387,8 +387,11 @@ def train_judge(
         folder: the converted dataset (``course_lib.data`` layout).
         cfg: settings (default: the preset for the current mode).
         strategy: a ``tf.distribute`` strategy.
-        backup_dir: if given, training state is backed up there every epoch and a rerun
-            after a disconnect continues from the last epoch.
+        backup_dir: if given, the training folder of ``course_lib.training.train_or_restore``:
+            training state is backed up there every epoch, a rerun after a disconnect
+            continues from the last epoch, a rerun of a finished training restores the
+            weights without training, and the energy of the sessions that trained is
+            summed there.
         steps_per_epoch: limit each epoch (tests).
         verbose: passed to ``fit``.
     """
@@ -432,9 +435,9 @@ def train_judge(
         "verbose": verbose,
     }
     if backup_dir is not None:
-        history = training.resumable_fit(
+        history = training.train_or_restore(
             model, train, backup_dir, cfg.epochs, [training.StopOnNaN()], **options
-        )
+        ).history
     else:
         fitted = model.fit(train, epochs=cfg.epochs, callbacks=[training.StopOnNaN()], **options)
         history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
@@ -447,20 +450,22 @@ def load_or_train_judge(
     cache_dir: str | Path | None = None,
     verbose: int | str = "auto",
 ) -> Judge:
-    """The judge for a converted dataset: loaded from its cache, or trained and cached.
+    """The judge for a converted dataset: restored from its cache, or trained and cached.
 
     The cache folder is ``cache_dir`` (default ``config.checkpoint_dir("judge")``, on
     Google Drive when mounted) / ``<dataset folder name>-<config tag>``, so each dataset
     and each training config has its own judge (``cfg.tag()`` leaves out scoring
-    settings such as ``score_splits``); an interrupted training continues from its last
-    epoch.
+    settings such as ``score_splits``). It trains in the cache's ``backup`` folder with
+    ``course_lib.training.train_or_restore``, like every model of the course: an
+    interrupted training continues from its last epoch, and a finished one is restored
+    without training. The judge is also saved there as one file (``judge.keras``, read
+    by :meth:`Judge.load`).
     """
     cfg = cfg or JudgeConfig.for_mode()
     root = Path(cache_dir) if cache_dir is not None else config.checkpoint_dir("judge")
     folder = Path(folder)
     cached = root / f"{folder.name}-{cfg.tag()}"
-    if (cached / JUDGE_FILE).is_file():
-        return Judge.load(cached)
     judge = train_judge(folder, cfg, backup_dir=cached / "backup", verbose=verbose)
-    judge.save(cached)
+    if not (cached / JUDGE_FILE).is_file():
+        judge.save(cached)
     return judge

@@ -1,6 +1,6 @@
 """The error convention of the kit's commands: a bad argument is one ``error:`` line, exit 2.
 
-Each command (``python -m course_lib.inpaint``, ``python -m course_lib.wavenet``,
+Each command (``python -m course_lib.inpainting``, ``python -m course_lib.wavenet``,
 ``python -m data_prep``) parses its arguments, then hands the work to :func:`run_command`,
 which prints the summary the work returns and gives the exit code:
 

@@ -1,56 +1,41 @@
-"""The course's generators, trained once and restored afterwards, with their energy bill.
+"""How notebook 07 gets back the generators that notebooks 03 to 06 trained.
 
-Notebooks 03 to 06 train their model through these functions, and notebook 07 calls the
-same functions to get every model back: when the training folder already holds the
-finished training, the weights are restored and nothing is trained again; when it does
-not (notebook 07 run on its own), the model is trained at its notebook's preset size.
+Notebooks 03, 04 and 06 show their training: the model built in the strategy's scope, a
+visible ``fit`` with the resumable callbacks of ``course_lib.training``, its energy
+logged in the training folder. Each function here repeats one of those training cells
+(the same build, data, training folder and epochs) through
+``course_lib.training.train_or_restore``: when the folder holds the finished training,
+``fit`` only restores the weights (nothing is trained or measured); when it does not
+(notebook 07 run on its own), the model is trained now, at its notebook's preset size,
+and a disconnected session resumes where it stopped. The VQ-VAE is the exception:
+notebook 05 trains it on instrument notes, and :func:`vq_vae_with_prior` trains one of
+the same preset size on the spoken digits, so that the judge can score it.
 
 Each training folder is ``config.checkpoint_dir(<model>) / cfg.tag()`` (on Google Drive
 when mounted). The tag hashes only the settings that change training (architecture,
 optimiser, data, epochs or steps, ...), not those marked ``config.not_training``
 (guidance, DDIM steps, temperature, score counts, Griffin-Lim iterations, ...): a
 config that trains differently trains a new model, one that only samples or scores
-differently restores the trained one, and a disconnected session resumes where it
-stopped (``course_lib.training.resumable_fit``). The energy of the
-sessions that trained (``course_lib.energy``) is summed in ``training_energy.json``.
+differently restores the trained one. The energy of the sessions that trained is summed
+in the folder (``course_lib.training.read_energy``).
 
-Used in: 03_diffusion.ipynb, 04_vae_fid.ipynb, 06_wavenet.ipynb, 07_compare_models.ipynb.
+Used in: 07_compare_models.ipynb.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from course_lib import config, data, energy, training
+from course_lib import config, data, training
 
-ENERGY_NAME = "training_energy.json"
-
-
-@dataclasses.dataclass
-class Trained:
-    """A trained model and how it got there.
-
-    Attributes:
-        model: the Keras model.
-        history: per-epoch metrics of every session (``fit().history`` layout).
-        training_energy: energy of all training sessions (``measured`` is False when
-            no session measured it).
-        folder: the training folder.
-        extras: model-specific companions (e.g. the Naive Bayes prior of a VQ-VAE).
-    """
-
-    model: Any
-    history: dict[str, list[float]]
-    training_energy: energy.EnergyReport
-    folder: Path
-    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+# The training folders of notebooks 03, 04 and 06 (config.checkpoint_dir(name) / cfg.tag()).
+DIFFUSION_FOLDER = "diffusion_sc09"
+VAE_FOLDER = "vae_speech"
+VQ_FOLDER = "vq_speech"
+WAVENET_FOLDER = "wavenet_sc09"
 
 
 def diffusion(
@@ -58,8 +43,9 @@ def diffusion(
     cfg=None,
     callbacks: Sequence = (),
     verbose: int | str = 2,
-) -> Trained:
-    """The class-conditioned diffusion model of notebook 03 on a converted dataset."""
+) -> training.Trained:
+    """The class-conditioned diffusion model of notebook 03 on a converted dataset
+    (its training cell: section 2)."""
     from course_lib import diffusion as diffusion_lib
 
     cfg = cfg or diffusion_lib.DiffusionConfig.for_mode()
@@ -70,8 +56,9 @@ def diffusion(
             cfg, num_classes=len(manifest.labels), clip_samples=manifest.clip_samples
         )
     train = data.load_split(folder, "train", batch_size=cfg.batch_size, cache=True)
-    return _train_or_restore(
-        model, train, "diffusion_sc09", cfg, cfg.epochs, callbacks, verbose=verbose
+    run_folder = config.checkpoint_dir(DIFFUSION_FOLDER) / cfg.tag()
+    return training.train_or_restore(
+        model, train, run_folder, cfg.epochs, callbacks, verbose=verbose
     )
 
 
@@ -80,8 +67,9 @@ def vae(
     cfg=None,
     callbacks: Sequence = (),
     verbose: int | str = 2,
-) -> Trained:
-    """The spectrogram VAE of notebook 04 on a converted dataset (validated each epoch)."""
+) -> training.Trained:
+    """The spectrogram VAE of notebook 04 on a converted dataset, validated each epoch
+    (its training cell: section 3)."""
     from course_lib import vae as vae_lib
 
     cfg = cfg or vae_lib.VAEConfig.for_mode()
@@ -91,11 +79,11 @@ def vae(
         model = vae_lib.build_vae(clip_samples, cfg)
     train = data.load_split(folder, "train", batch_size=cfg.batch_size, seed=cfg.seed, cache=True)
     validation = data.load_split(folder, "validation", batch_size=256, shuffle=False, cache=True)
-    return _train_or_restore(
+    run_folder = config.checkpoint_dir(VAE_FOLDER) / cfg.tag()
+    return training.train_or_restore(
         model,
         train,
-        "vae_speech",
-        cfg,
+        run_folder,
         cfg.epochs,
         callbacks,
         validation_data=validation,
@@ -103,7 +91,7 @@ def vae(
     )
 
 
-def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> Trained:
+def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> training.Trained:
     """A VQ-VAE of notebook 05's preset size on the clips of a converted dataset, with its
     Naive Bayes prior over code maps in ``extras["naive_bayes"]``.
 
@@ -125,13 +113,11 @@ def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> T
     config.set_seed(cfg.seed)
     with config.strategy().scope():
         model = vq.build_vq_vae(images.shape[1:3], cfg)
-    trained = _train_or_restore(
+    trained = training.train_or_restore(
         model,
         images,
-        "vq_speech",
-        cfg,
+        config.checkpoint_dir(VQ_FOLDER) / cfg.tag(),
         cfg.epochs,
-        (),
         batch_size=cfg.batch_size,
         verbose=verbose,
     )
@@ -144,11 +130,12 @@ def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> T
     return trained
 
 
-def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> Trained:
-    """The word-conditioned WaveNet of notebook 06, trained with all of ``cfg``'s settings
-    by :func:`~course_lib.wavenet.logdir.train_into_logdir` (what its command line runs) into
-    ``logdir`` (default ``config.checkpoint_dir("wavenet_sc09") / cfg.tag()``), which
-    resumes from the last checkpoint.
+def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> training.Trained:
+    """The word-conditioned WaveNet of notebook 06 (its training cell: section 3), trained
+    with all of ``cfg``'s settings by :func:`~course_lib.wavenet.logdir.train_wavenet`
+    (what its command line runs) into ``logdir`` (default
+    ``config.checkpoint_dir("wavenet_sc09") / cfg.tag()``), which resumes from the last
+    checkpoint and restores a finished training.
 
     A converted dataset's sample rate replaces ``cfg``'s (as on the command line) before
     the tag is taken, so the folder is keyed on the settings actually trained.
@@ -157,13 +144,13 @@ def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> T
         ValueError: ``logdir`` holds a WaveNet trained with other training settings.
     """
     from course_lib.wavenet import WaveNetConfig, checkpoints
-    from course_lib.wavenet.logdir import read_logdir, train_into_logdir
+    from course_lib.wavenet.logdir import read_logdir, train_wavenet
 
     cfg = cfg or WaveNetConfig.for_mode()
     if (Path(folder) / data.MANIFEST_NAME).is_file():
         cfg = cfg.replace(sample_rate=data.read_manifest(folder).sample_rate)
     logdir = (
-        Path(logdir) if logdir is not None else config.checkpoint_dir("wavenet_sc09") / cfg.tag()
+        Path(logdir) if logdir is not None else config.checkpoint_dir(WAVENET_FOLDER) / cfg.tag()
     )
     started = checkpoints.checkpoint_path(logdir).is_file()
     saved_tag = read_logdir(logdir)["config"].tag() if started else cfg.tag()
@@ -172,19 +159,11 @@ def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> T
             f"{logdir} holds a WaveNet trained with other settings (tag {saved_tag}, not "
             f"{cfg.tag()}); use another logdir (the default one is keyed on cfg.tag())."
         )
-    done = started and checkpoints.read_losses(logdir)["step"][-1:] == [cfg.steps]
-    report = None
-    if not done:
-        with energy.measure_energy("training") as report:
-            print(train_into_logdir(cfg, folder, logdir))
-    total = _add_energy(logdir, report)
-    model = checkpoints.load_checkpoint(logdir, compile=False)
-    losses = checkpoints.read_losses(logdir)
-    return Trained(model, {"loss": losses["loss"], "step": losses["step"]}, total, logdir)
+    return train_wavenet(cfg, folder, logdir)
 
 
 def sample_vq_sounds(
-    trained: Trained, n: int, seed: int = 0, sweeps: int | None = None
+    trained: training.Trained, n: int, seed: int = 0, sweeps: int | None = None
 ) -> np.ndarray:
     """New clips ``[n, samples]`` from a VQ-VAE and its Naive Bayes prior: whole code maps
     drawn from the prior, refined by Gibbs sweeps, decoded and inverted (Griffin-Lim)."""
@@ -205,40 +184,3 @@ def sample_vq_sounds(
     )
     images = trained.model.decode_codes(codes)
     return spectrogram.to_audio(images, cfg.clip_samples, cfg.spec, cfg.griffin_lim_iterations)
-
-
-def _train_or_restore(model, x, name: str, cfg, epochs: int, callbacks, **fit_options) -> Trained:
-    folder = config.checkpoint_dir(name) / cfg.tag()
-    finished = len(training.read_history(folder).get("loss", [])) >= epochs
-    # A finished training only restores its weights: nothing to measure.
-    measuring = contextlib.nullcontext() if finished else energy.measure_energy("training")
-    with measuring as report:
-        history = training.resumable_fit(model, x, folder, epochs, list(callbacks), **fit_options)
-    total = _add_energy(folder, report)
-    return Trained(model, history, total, folder)
-
-
-def _add_energy(folder: Path, report: energy.EnergyReport | None) -> energy.EnergyReport:
-    """Add a session's energy to the folder's running total and return the total."""
-    path = Path(folder) / ENERGY_NAME
-    total = (
-        energy.EnergyReport(**json.loads(path.read_text()))
-        if path.is_file()
-        else energy.EnergyReport("training", reason="no training session was measured")
-    )
-    if report is not None:
-        if report.measured:
-            total = energy.EnergyReport(
-                "training",
-                seconds=total.seconds + report.seconds,
-                energy_kwh=(total.energy_kwh or 0.0) + report.energy_kwh,
-                co2_kg=(total.co2_kg or 0.0) + report.co2_kg,
-                method=report.method,
-                measured=True,
-            )
-        else:
-            total = dataclasses.replace(
-                total, seconds=total.seconds + report.seconds, reason=report.reason
-            )
-        path.write_text(json.dumps(dataclasses.asdict(total)))
-    return total

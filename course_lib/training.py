@@ -1,28 +1,39 @@
-"""Callbacks every notebook trains with: resume after a disconnect, NaN stop, samples.
+"""Training that survives a disconnect, logs its energy, and restores once it is done.
 
-- :func:`resume_callback`: Keras' ``BackupAndRestore`` in the model's checkpoint
-  folder (Google Drive on Colab), so a restarted ``fit`` resumes at the epoch it
-  reached, with its weights and optimizer state.
-- :class:`HistoryLog` and :func:`read_history`: every epoch's metrics appended to a file
-  in that folder, so the curves of a resumed training show all its epochs.
-- :func:`resumable_fit`: ``fit`` with both, returning the whole history.
+- :func:`resumable_callbacks`: the callbacks that make ``fit`` resumable in a model's
+  training folder (Google Drive on Colab): :func:`resume_callback` (Keras'
+  ``BackupAndRestore``: a restarted ``fit`` resumes at the epoch it reached, with its
+  weights and optimizer state) and :class:`HistoryLog` (every epoch's metrics appended to
+  a file, :func:`read_history`, so the curves of a resumed training show all its epochs).
+  Once all epochs are done, the same ``fit`` trains nothing and only restores the
+  weights: a rerun of a finished training is a restore.
+- :func:`log_energy` and :func:`read_energy`: the energy of each session that trains
+  (``course_lib.energy``), summed in the training folder.
+- :func:`train_or_restore`: the three together, in one call: what notebook 07 and the
+  judge use to get a model back, and what the training cells of notebooks 03, 04 and 06
+  show step by step. :func:`resumable_fit` is the same without the energy.
 - :class:`StopOnNaN`: stops training on a NaN or infinite loss with a message that
   says what to do.
 - :class:`AudioSamplesAtEpochEnd`: generates a few clips at the end of an epoch,
   writes them as WAV files and, in a notebook, plots and plays them.
 
-Used in: 02_judge_and_metrics.ipynb to 06_wavenet.ipynb.
+Used in: 02_judge_and_metrics.ipynb to 07_compare_models.ipynb.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
+
+from course_lib import energy
 
 
 def resume_callback(folder: str | Path) -> keras.callbacks.Callback:
@@ -41,6 +52,7 @@ def resume_callback(folder: str | Path) -> keras.callbacks.Callback:
 
 
 HISTORY_NAME = "history.jsonl"
+ENERGY_NAME = "training_energy.json"
 
 
 class HistoryLog(keras.callbacks.Callback):
@@ -68,6 +80,18 @@ def read_history(folder: str | Path) -> dict[str, list[float]]:
     Epochs are in order, each once (the last record wins); a metric missing from an
     epoch is NaN.
     """
+    by_epoch = _epochs_logged(folder)
+    names = list(dict.fromkeys(name for entry in by_epoch.values() for name in entry))
+    epochs = sorted(by_epoch)
+    return {name: [by_epoch[e].get(name, math.nan) for e in epochs] for name in names}
+
+
+def epochs_done(folder: str | Path) -> int:
+    """How many epochs :class:`HistoryLog` has logged in ``folder`` (0 for a new one)."""
+    return len(_epochs_logged(folder))
+
+
+def _epochs_logged(folder: str | Path) -> dict[int, dict[str, float]]:
     path = Path(folder) / HISTORY_NAME
     if not path.is_file():
         return {}
@@ -75,9 +99,23 @@ def read_history(folder: str | Path) -> dict[str, list[float]]:
     for line in path.read_text().splitlines():
         entry = json.loads(line)
         by_epoch[entry.pop("epoch")] = entry
-    names = list(dict.fromkeys(name for entry in by_epoch.values() for name in entry))
-    epochs = sorted(by_epoch)
-    return {name: [by_epoch[e].get(name, math.nan) for e in epochs] for name in names}
+    return by_epoch
+
+
+def resumable_callbacks(folder: str | Path) -> list[keras.callbacks.Callback]:
+    """The callbacks that make ``fit`` resumable in ``folder``.
+
+    ``[resume_callback(folder), HistoryLog(folder)]``: give them to ``fit`` with the
+    total number of epochs, and running the same cell again continues from the last
+    finished epoch (after a disconnect) or, once all epochs are done, restores the trained
+    weights and trains nothing. Use one folder per model and training config
+    (``config.checkpoint_dir(name) / cfg.tag()``: the tag leaves out sampling and scoring
+    settings, see ``config.Presets``).
+
+    Example:
+        >>> model.fit(train, epochs=cfg.epochs, callbacks=resumable_callbacks(folder))
+    """
+    return [resume_callback(folder), HistoryLog(folder)]
 
 
 def resumable_fit(
@@ -88,35 +126,151 @@ def resumable_fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     **fit_options,
 ) -> dict[str, list[float]]:
-    """``model.fit`` that survives a disconnect, returning the history of every epoch.
-
-    Training state is backed up to ``folder`` after every epoch (:func:`resume_callback`)
-    and each epoch's metrics are logged there (:class:`HistoryLog`). Calling it again
-    with the same folder continues from the last finished epoch; once all ``epochs`` are
-    done it restores the trained weights and returns at once. Use one folder per model
-    and training config (e.g. ``config.checkpoint_dir(name) / cfg.tag()``: the tag
-    leaves out sampling and scoring settings, see ``config.Presets``).
+    """``model.fit`` with :func:`resumable_callbacks`, returning the history of every epoch.
 
     Args:
         model: a compiled model.
-        x: the training data (a ``tf.data.Dataset``).
+        x: the training data (a ``tf.data.Dataset`` or arrays).
         folder: where the backup and the history log live.
         epochs: total epochs, counting those of earlier sessions.
         callbacks: more callbacks (after the backup and the log).
-        **fit_options: passed to ``fit`` (``validation_data``, ``verbose``, ...).
+        **fit_options: passed to ``fit`` (``validation_data``, ``batch_size``, ``verbose``, ...).
 
     Returns:
         ``{"loss": [...], ...}`` for every epoch trained in this folder.
     """
     if hasattr(x, "element_spec"):  # a tf.data.Dataset shuffles itself
         fit_options.setdefault("shuffle", False)
-    model.fit(
-        x,
-        epochs=epochs,
-        callbacks=[resume_callback(folder), HistoryLog(folder), *callbacks],
-        **fit_options,
-    )
+    model.fit(x, epochs=epochs, callbacks=[*resumable_callbacks(folder), *callbacks], **fit_options)
     return read_history(folder)
+
+
+@contextlib.contextmanager
+def log_energy(folder: str | Path, measure: bool = True) -> Iterator[energy.EnergyReport | None]:
+    """Measure the energy of the training in the ``with`` block and add it to the
+    folder's total (``training_energy.json``, :func:`read_energy`).
+
+    A session interrupted by an error is added too: the epochs it finished are kept.
+
+    Args:
+        folder: the training folder.
+        measure: False for a finished training, whose ``fit`` only restores the weights:
+            nothing is measured or added (no tracker is started).
+
+    Yields:
+        The session's ``energy.EnergyReport`` (filled in when the block ends), or None.
+    """
+    if not measure:
+        yield None
+        return
+    report = None
+    try:
+        with energy.measure_energy("training") as report:
+            yield report
+    finally:
+        if report is not None:
+            add_energy(folder, report)
+
+
+def read_energy(folder: str | Path) -> energy.EnergyReport:
+    """The energy of every session that trained in ``folder`` (``measured`` is False when
+    none was measured)."""
+    path = Path(folder) / ENERGY_NAME
+    if path.is_file():
+        return energy.EnergyReport(**json.loads(path.read_text()))
+    return energy.EnergyReport("training", reason="no training session was measured")
+
+
+def add_energy(folder: str | Path, report: energy.EnergyReport) -> energy.EnergyReport:
+    """Add one session's energy to the folder's total and return the new total."""
+    total = read_energy(folder)
+    if report.measured:
+        total = energy.EnergyReport(
+            "training",
+            seconds=total.seconds + report.seconds,
+            energy_kwh=(total.energy_kwh or 0.0) + report.energy_kwh,
+            co2_kg=(total.co2_kg or 0.0) + report.co2_kg,
+            method=report.method,
+            measured=True,
+        )
+    else:
+        total = dataclasses.replace(
+            total, seconds=total.seconds + report.seconds, reason=report.reason
+        )
+    path = Path(folder) / ENERGY_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(total)))
+    return total
+
+
+@dataclasses.dataclass
+class Trained:
+    """A trained model and how it got there (see :func:`train_or_restore`).
+
+    Attributes:
+        model: the Keras model.
+        history: per-epoch metrics of every session (``fit().history`` layout).
+        training_energy: energy of all training sessions (``measured`` is False when
+            no session measured it).
+        folder: the training folder.
+        extras: model-specific companions (e.g. the Naive Bayes prior of a VQ-VAE).
+    """
+
+    model: Any
+    history: dict[str, list[float]]
+    training_energy: energy.EnergyReport
+    folder: Path
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def train_or_restore(
+    model: keras.Model,
+    data,
+    folder: str | Path,
+    epochs: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    *,
+    backup: bool = True,
+    **fit_options,
+) -> Trained:
+    """Train ``model`` in ``folder`` up to ``epochs`` (resuming after a disconnect), or
+    restore it when that is done; the energy of a session that trains is logged.
+
+    The one way every model of the course is trained or got back (the judge, diffusion,
+    the VAE, the VQ-VAE and WaveNet). Written out, as in a notebook's training cell::
+
+        finished = training.epochs_done(folder) >= epochs  # then fit only restores
+        with training.log_energy(folder, measure=not finished):
+            model.fit(
+                data,
+                epochs=epochs,
+                callbacks=[*training.resumable_callbacks(folder), *callbacks],
+            )
+
+    Args:
+        model: a compiled model, built in ``config.strategy()``'s scope.
+        data: the training data (a ``tf.data.Dataset`` or arrays).
+        folder: the training folder (``config.checkpoint_dir(name) / cfg.tag()``).
+        epochs: with ``backup``, all epochs, those of earlier sessions included.
+        callbacks: more callbacks (``StopOnNaN``, samples, ...).
+        backup: True: :func:`resumable_callbacks` keep the training state in ``folder``,
+            and ``fit`` itself resumes or restores. False: the model keeps its own
+            checkpoints, as WaveNet's step checkpoints do (a callback in ``callbacks``
+            saves them and the caller restored ``model`` from the last one); then
+            ``epochs`` counts the epochs left, and 0 restores.
+        **fit_options: passed to ``fit`` (``validation_data``, ``steps_per_epoch``, ...).
+    """
+    folder = Path(folder)
+    if backup:
+        callbacks = [*resumable_callbacks(folder), *callbacks]
+        left = epochs - epochs_done(folder)
+    else:
+        left = epochs
+    if hasattr(data, "element_spec"):  # a tf.data.Dataset shuffles itself
+        fit_options.setdefault("shuffle", False)
+    with log_energy(folder, measure=left > 0):
+        model.fit(data, epochs=epochs, callbacks=list(callbacks), **fit_options)
+    return Trained(model, read_history(folder), read_energy(folder), folder)
 
 
 class StopOnNaN(keras.callbacks.Callback):

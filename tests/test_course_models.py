@@ -1,11 +1,12 @@
-"""course_lib.course_models: train once, restore afterwards (same weights, no training),
-and the energy total of the sessions that trained."""
+"""course_lib.course_models, notebook 07's way back to every model through
+training.train_or_restore: train once, restore afterwards (same weights, no training, no
+new energy), keyed on the training settings only."""
 
 import keras
 import numpy as np
 import pytest
 
-from course_lib import config, course_models, energy, training
+from course_lib import config, course_models, training
 from data_prep import prepare
 
 
@@ -31,7 +32,8 @@ def test_diffusion_trains_once_then_restores_the_same_weights(data_dir):
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
     first = course_models.diffusion(folder, cfg, verbose=0)
     assert len(first.history["loss"]) == 1
-    assert (first.folder / course_models.ENERGY_NAME).is_file()
+    assert first.folder == config.checkpoint_dir(course_models.DIFFUSION_FOLDER) / cfg.tag()
+    assert (first.folder / training.ENERGY_NAME).is_file()
     assert first.training_energy.seconds > 0
 
     counter = CountEpochs()
@@ -91,6 +93,8 @@ def test_wavenet_trains_with_its_command_line_once(data_dir, tmp_path):
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
     first = course_models.wavenet(folder, cfg, logdir=tmp_path / "logdir")
     assert first.history["step"] == [2, 4] and first.model.num_classes == 10
+    assert first.training_energy.seconds > 0  # logged in the log directory
+    assert training.read_energy(tmp_path / "logdir") == first.training_energy
     again = course_models.wavenet(folder, cfg, logdir=tmp_path / "logdir")
     assert checkpoints.read_losses(tmp_path / "logdir")["step"] == [2, 4]  # not trained again
     assert again.training_energy == first.training_energy
@@ -133,15 +137,3 @@ def test_wavenet_folder_is_keyed_on_the_training_settings_of_the_whole_config(da
     assert checkpoints.read_losses(first.folder)["step"] == [2]
     with pytest.raises(ValueError, match="trained with other settings"):
         course_models.wavenet(folder, wider, logdir=first.folder)
-
-
-def test_energy_of_training_sessions_adds_up(tmp_path):
-    first = energy.EnergyReport("training", 2.0, 1e-6, 2e-7, "RAPL", True)
-    second = energy.EnergyReport("training", 3.0, 2e-6, 1e-7, "RAPL", True)
-    course_models._add_energy(tmp_path, first)
-    total = course_models._add_energy(tmp_path, second)
-    assert total.seconds == 5.0 and total.measured and total.method == "RAPL"
-    assert total.energy_kwh == pytest.approx(3e-6) and total.co2_kg == pytest.approx(3e-7)
-    assert course_models._add_energy(tmp_path, None) == total
-    unmeasured = course_models._add_energy(tmp_path / "other", None)
-    assert not unmeasured.measured and "no training session" in unmeasured.reason

@@ -1,6 +1,6 @@
 """course_lib.inpainting: Naive Bayes tables against hand counts and a brute-force
-posterior, region resampling invariants, L5 on code maps of a VQ-VAE trained on the notes
-fixture, and the end-to-end audio effect."""
+posterior, region resampling invariants (``algorithm``), L5 on code maps of a VQ-VAE
+trained on the notes fixture, and the end-to-end audio effect (``effect.inpaint_audio``)."""
 
 import json
 

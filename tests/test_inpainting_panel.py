@@ -1,4 +1,4 @@
-"""course_lib.inpainting_panel: the handlers, called as a browser would call them."""
+"""course_lib.inpainting.panel: the handlers, called as a browser would call them."""
 
 import keras
 import matplotlib
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from course_lib import audio
-from course_lib.inpainting import CodeNaiveBayes
-from course_lib.inpainting_panel import InpaintingPanel
+from course_lib.inpainting import CodeNaiveBayes, InpaintingPanel
 from course_lib.vq import VQConfig, build_vq_vae, spectrogram_images
 from data_prep.fixtures import make_fixtures
 

@@ -120,3 +120,26 @@ def test_notebook_starts_no_python_process_outside_the_setup_cell(path):
         if index != 1 and cell.cell_type == "code" and starts_a_process.search(cell.source)
     ]
     assert not offending, f"{path.name}: cells {offending} start a process"
+
+
+# The notebooks whose training is shown, the training folder of each (the one notebook 07
+# restores through course_models), and what makes its visible `fit` resumable.
+SHOWN_TRAINING = {
+    "03": ("DIFFUSION_FOLDER", "training.resumable_callbacks("),
+    "04": ("VAE_FOLDER", "training.resumable_callbacks("),
+    "06": ("WAVENET_FOLDER", "checkpoints.StepCheckpoints("),
+}
+
+
+@pytest.mark.parametrize("number", sorted(SHOWN_TRAINING))
+def test_training_is_shown_with_a_resumable_fit_in_the_folder_notebook_07_restores(number):
+    from course_lib import course_models
+
+    path = next(path for path in NOTEBOOKS if path.name.startswith(number))
+    code = [cell.source for cell in _cells(path) if cell.cell_type == "code"]
+    folder_constant, resumable = SHOWN_TRAINING[number]
+    fits = [source for source in code if ".fit(" in source and resumable in source]
+    assert fits, f"{path.name}: no code cell calls .fit( with {resumable}...)"
+    assert "training.log_energy(" in fits[0], f"{path.name}: the training's energy is logged"
+    folder = f'config.checkpoint_dir("{getattr(course_models, folder_constant)}") / cfg.tag()'
+    assert any(folder in source for source in code), f"{path.name}: trains in {folder}"

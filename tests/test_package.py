@@ -4,6 +4,14 @@ import os
 import re
 import subprocess
 import sys
+from importlib.metadata import version
+
+import pytest
+
+# TensorFlow 2.21 writes its first log lines through absl before it reads
+# TF_CPP_MIN_LOG_LEVEL ("All log messages before absl::InitializeLog() is called are
+# written to STDERR"); Colab's 2.20, where students run the notebooks, honours it.
+TF_VERSION = tuple(int(part) for part in version("tensorflow").split(".")[:2])
 
 # A TensorFlow C++ log line: "2026-11-30 08:42:11.548317: E external/...cc:51] ..." or
 # absl's "E0000 00:00:... file.cc:51] ...".
@@ -29,6 +37,9 @@ def test_the_pattern_finds_tensorflows_log_lines():
     assert CPP_LOG_LINE.search(shown.stderr), shown.stderr
 
 
+@pytest.mark.xfail(
+    TF_VERSION >= (2, 21), strict=True, reason="TensorFlow 2.21 logs before reading the level"
+)
 def test_importing_course_lib_first_keeps_tensorflows_log_lines_out():
     run = run_clean(TOUCH_TENSORFLOW)
     assert run.returncode == 0, run.stderr

@@ -1,10 +1,14 @@
-"""course_lib.training: resume after a disconnect (R3), NaN stop (R4), epoch-end samples."""
+"""course_lib.training: resume after a disconnect (R3), NaN stop (R4), epoch-end samples,
+the energy of training sessions, and train_or_restore."""
+
+import contextlib
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from course_lib import audio, training
+from course_lib import audio, energy, training
 
 
 def _regression_model():
@@ -112,8 +116,6 @@ def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
 
 
 def test_resumable_fit_returns_every_epoch_and_finishes_at_once_when_done(tmp_path):
-    import tensorflow as tf
-
     x, y = _data()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     keras.utils.set_random_seed(0)
@@ -148,3 +150,104 @@ def test_read_history_keeps_the_last_record_of_a_redone_epoch(tmp_path):
     assert history["loss"] == [3.0, 2.0]
     assert np.isnan(history["val_loss"][0]) and history["val_loss"][1] == 2.2
     assert training.read_history(tmp_path / "nothing") == {}
+
+
+@pytest.fixture
+def sessions(monkeypatch):
+    """codecarbon replaced by a fake that measures 1 s and 1e-6 kWh per session."""
+    started = []
+
+    @contextlib.contextmanager
+    def fake_measure_energy(phase, **options):
+        report = energy.EnergyReport(phase)
+        started.append(report)
+        try:
+            yield report
+        finally:
+            report.seconds, report.energy_kwh, report.co2_kg = 1.0, 1e-6, 1e-7
+            report.method, report.measured = "fake", True
+
+    monkeypatch.setattr(energy, "measure_energy", fake_measure_energy)
+    return started
+
+
+def _epochs_seen():
+    seen = []
+    return seen, keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))
+
+
+def test_train_or_restore_resumes_a_cut_training_then_restores_it(tmp_path, sessions):
+    x, y = _data()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    keras.utils.set_random_seed(0)
+    with pytest.raises(ConnectionAbortedError):
+        training.train_or_restore(
+            _regression_model(), dataset, tmp_path, 5, [_Disconnect(at_epoch=1)], verbose=0
+        )
+    assert training.epochs_done(tmp_path) == 2
+    assert training.read_energy(tmp_path).seconds == 1.0  # the cut session counts too
+
+    keras.utils.set_random_seed(1)  # a new session: other initial weights
+    seen, counter = _epochs_seen()
+    resumed = training.train_or_restore(
+        _regression_model(), dataset, tmp_path, 5, [counter], verbose=0
+    )
+    assert seen == [2, 3, 4]  # resumed at the epoch reached
+    assert len(resumed.history["loss"]) == 5 and resumed.folder == tmp_path
+    assert resumed.history["loss"][-1] < resumed.history["loss"][0]
+    assert resumed.training_energy.seconds == 2.0 and len(sessions) == 2
+    assert resumed.training_energy.energy_kwh == pytest.approx(2e-6)
+
+    seen, counter = _epochs_seen()
+    restored = training.train_or_restore(
+        _regression_model(), dataset, tmp_path, 5, [counter], verbose=0
+    )
+    assert seen == [] and len(sessions) == 2  # nothing trained, nothing measured
+    assert restored.history == resumed.history
+    assert restored.training_energy == resumed.training_energy
+    for expected, weight in zip(
+        resumed.model.get_weights(), restored.model.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(weight, expected)
+
+    seen, counter = _epochs_seen()
+    longer = training.train_or_restore(
+        _regression_model(), dataset, tmp_path, 6, [counter], verbose=0
+    )
+    assert seen == [5] and len(longer.history["loss"]) == 6 and len(sessions) == 3
+
+
+def test_train_or_restore_with_the_model_own_checkpoints(tmp_path, sessions):
+    """backup=False (WaveNet's step checkpoints): epochs counts what is left."""
+    x, y = _data()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = _regression_model()
+    seen, counter = _epochs_seen()
+    trained = training.train_or_restore(
+        model, dataset, tmp_path, 2, [counter], backup=False, verbose=0
+    )
+    assert seen == [0, 1] and len(sessions) == 1 and trained.model is model
+    assert not (tmp_path / "backup").exists() and trained.history == {}
+    weights = [w.copy() for w in model.get_weights()]
+    restored = training.train_or_restore(
+        model, dataset, tmp_path, 0, [counter], backup=False, verbose=0
+    )
+    assert seen == [0, 1] and len(sessions) == 1
+    assert restored.training_energy == trained.training_energy
+    for expected, weight in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(weight, expected)
+
+
+def test_energy_of_training_sessions_adds_up(tmp_path):
+    first = energy.EnergyReport("training", 2.0, 1e-6, 2e-7, "RAPL", True)
+    second = energy.EnergyReport("training", 3.0, 2e-6, 1e-7, "RAPL", True)
+    training.add_energy(tmp_path, first)
+    total = training.add_energy(tmp_path, second)
+    assert total.seconds == 5.0 and total.measured and total.method == "RAPL"
+    assert total.energy_kwh == pytest.approx(3e-6) and total.co2_kg == pytest.approx(3e-7)
+    assert training.read_energy(tmp_path) == total
+    unmeasured = training.read_energy(tmp_path / "other")
+    assert not unmeasured.measured and "no training session" in unmeasured.reason
+    with training.log_energy(tmp_path / "other", measure=False) as report:
+        assert report is None
+    assert not (tmp_path / "other" / training.ENERGY_NAME).exists()

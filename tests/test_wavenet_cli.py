@@ -124,6 +124,7 @@ def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_pat
 
 
 def test_train_into_logdir_trains_every_setting_of_the_given_config(word_folder, tmp_path, capsys):
+    from course_lib import training
     from course_lib.wavenet import WaveNetConfig
     from course_lib.wavenet.logdir import read_logdir, train_into_logdir
 
@@ -143,7 +144,10 @@ def test_train_into_logdir_trains_every_setting_of_the_given_config(word_folder,
     assert "trained steps 0 -> 2" in report and "4 clips" in capsys.readouterr().out
     assert read_logdir(logdir)["config"] == cfg and _steps_in(logdir) == 2
     assert checkpoints.load_checkpoint(logdir).receptive_field == cfg.receptive_field
+    energy_bill = training.read_energy(logdir)  # the session that trained was measured
+    assert energy_bill.seconds > 0
     assert "already trained to step 2" in train_into_logdir(cfg, word_folder, logdir)
+    assert training.read_energy(logdir) == energy_bill  # a restore adds nothing
 
 
 def test_train_on_a_converted_dataset(tmp_path, capsys):

@@ -10,33 +10,47 @@
   ``generate``) and :func:`build_diffusion_model`;
 - ``settings``: :class:`DiffusionConfig` (full and quick presets).
 
-The names below load on first use, so the schedule and the settings can be used before
-TensorFlow is imported. Import ``course_lib.diffusion.model`` (or touch
-``diffusion.DiffusionModel``) before ``keras.saving.load_model`` on a saved model.
+Exports: imported here eagerly and listed in ``__all__``, so Keras knows them on import.
 
 Used in: 03_diffusion.ipynb.
 """
 
-from course_lib.lazy_exports import lazy_exports
+from course_lib.diffusion.denoiser import (
+    DiffusionStepEmbedding,
+    DiffWaveDenoiser,
+    DiffWaveResidualLayer,
+    sinusoidal_step_encoding,
+)
+from course_lib.diffusion.model import DiffusionModel, build_diffusion_model
+from course_lib.diffusion.sampling import (
+    SAMPLERS,
+    add_noise,
+    check_sampler,
+    ddim_step,
+    ddim_timesteps,
+    ddpm_step,
+    predict_x0,
+    sample,
+)
+from course_lib.diffusion.schedules import SCHEDULE_NAMES, NoiseSchedule
+from course_lib.diffusion.settings import DiffusionConfig
 
-_MODULE_OF = {
-    "NoiseSchedule": "schedules",
-    "SCHEDULE_NAMES": "schedules",
-    "SAMPLERS": "sampling",
-    "add_noise": "sampling",
-    "check_sampler": "sampling",
-    "ddim_step": "sampling",
-    "ddim_timesteps": "sampling",
-    "ddpm_step": "sampling",
-    "predict_x0": "sampling",
-    "sample": "sampling",
-    "DiffWaveDenoiser": "denoiser",
-    "DiffWaveResidualLayer": "denoiser",
-    "DiffusionStepEmbedding": "denoiser",
-    "sinusoidal_step_encoding": "denoiser",
-    "DiffusionModel": "model",
-    "build_diffusion_model": "model",
-    "DiffusionConfig": "settings",
-}
-
-__getattr__, __dir__, __all__ = lazy_exports(__name__, _MODULE_OF)
+__all__ = [
+    "SAMPLERS",
+    "SCHEDULE_NAMES",
+    "DiffWaveDenoiser",
+    "DiffWaveResidualLayer",
+    "DiffusionConfig",
+    "DiffusionModel",
+    "DiffusionStepEmbedding",
+    "NoiseSchedule",
+    "add_noise",
+    "build_diffusion_model",
+    "check_sampler",
+    "ddim_step",
+    "ddim_timesteps",
+    "ddpm_step",
+    "predict_x0",
+    "sample",
+    "sinusoidal_step_encoding",
+]

@@ -6,6 +6,8 @@
   :class:`WaveformVAE` (raw samples, for comparison), :func:`build_vae`, :func:`kl_weight`;
 - ``settings``: :class:`VAEConfig` with its full and quick presets.
 
+Exports: imported here eagerly and listed in ``__all__``, so Keras knows them on import.
+
 Used in: 04_vae_fid.ipynb.
 """
 

@@ -7,21 +7,21 @@
   digits or spectrograms), :func:`build_vq_vae`, :func:`spectrogram_images`;
 - ``settings``: :class:`VQConfig` with its full and quick presets.
 
-The names below load on first use, so the settings can be read without TensorFlow.
+Exports: imported here eagerly and listed in ``__all__``, so Keras knows them on import.
 
 Used in: 05_vq_vae_inpainting.ipynb.
 """
 
-from course_lib.lazy_exports import lazy_exports
+from course_lib.vq.model import VQVAE, build_vq_vae, spectrogram_images
+from course_lib.vq.quantizer import VectorQuantizer, kmeans_plus_plus, perplexity
+from course_lib.vq.settings import VQConfig
 
-_MODULE_OF = {
-    "VectorQuantizer": "quantizer",
-    "kmeans_plus_plus": "quantizer",
-    "perplexity": "quantizer",
-    "VQVAE": "model",
-    "build_vq_vae": "model",
-    "spectrogram_images": "model",
-    "VQConfig": "settings",
-}
-
-__getattr__, __dir__, __all__ = lazy_exports(__name__, _MODULE_OF)
+__all__ = [
+    "VQVAE",
+    "VQConfig",
+    "VectorQuantizer",
+    "build_vq_vae",
+    "kmeans_plus_plus",
+    "perplexity",
+    "spectrogram_images",
+]

@@ -10,35 +10,52 @@
 - ``python -m course_lib.wavenet train|generate``: the command line, which calls ``logdir``.
 
 Mu-law encoding lives in ``course_lib.audio`` (``mu_law_encode``, ``mu_law_decode``).
-The names below load on first use, so the command line can reject a bad data folder
-with one line before TensorFlow is imported.
+
+Exports: imported here eagerly and listed in ``__all__``, so Keras knows them on import.
 
 Used in: 06_wavenet.ipynb.
 """
 
-from course_lib.lazy_exports import lazy_exports
+from course_lib.wavenet.generation import (
+    FastGenerator,
+    Generation,
+    NaiveGenerator,
+    generate,
+    sample_next,
+    start_history,
+)
+from course_lib.wavenet.layers import CausalConv1D, GatedResidualBlock
+from course_lib.wavenet.model import WaveNet, build_wavenet
+from course_lib.wavenet.settings import WaveNetConfig, dilation_stack, receptive_field
+from course_lib.wavenet.training_data import (
+    AudioCorpus,
+    corpus_from_arrays,
+    crop_dataset,
+    crop_dataset_from_records,
+    crop_length,
+    load_audio_folder,
+    trim_silence,
+)
 
-_MODULE_OF = {
-    "CausalConv1D": "layers",
-    "GatedResidualBlock": "layers",
-    "WaveNet": "model",
-    "build_wavenet": "model",
-    "WaveNetConfig": "settings",
-    "dilation_stack": "settings",
-    "receptive_field": "settings",
-    "AudioCorpus": "training_data",
-    "corpus_from_arrays": "training_data",
-    "crop_dataset": "training_data",
-    "crop_dataset_from_records": "training_data",
-    "crop_length": "training_data",
-    "load_audio_folder": "training_data",
-    "trim_silence": "training_data",
-    "FastGenerator": "generation",
-    "Generation": "generation",
-    "NaiveGenerator": "generation",
-    "generate": "generation",
-    "sample_next": "generation",
-    "start_history": "generation",
-}
-
-__getattr__, __dir__, __all__ = lazy_exports(__name__, _MODULE_OF)
+__all__ = [
+    "AudioCorpus",
+    "CausalConv1D",
+    "FastGenerator",
+    "GatedResidualBlock",
+    "Generation",
+    "NaiveGenerator",
+    "WaveNet",
+    "WaveNetConfig",
+    "build_wavenet",
+    "corpus_from_arrays",
+    "crop_dataset",
+    "crop_dataset_from_records",
+    "crop_length",
+    "dilation_stack",
+    "generate",
+    "load_audio_folder",
+    "receptive_field",
+    "sample_next",
+    "start_history",
+    "trim_silence",
+]

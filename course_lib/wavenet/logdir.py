@@ -6,8 +6,12 @@ A log directory holds ``wavenet_config.json`` (settings, sample rate, label name
 :mod:`course_lib.wavenet.checkpoints`) and ``losses.jsonl``. Training again resumes from
 the checkpoint, and the step counter continues.
 
-- :func:`train_into_logdir`: train a :class:`WaveNetConfig` on a folder of audio files or
-  a converted dataset;
+- :func:`restore_or_build`: the WaveNet to train into a log directory: its last checkpoint,
+  or a new one;
+- :func:`train_wavenet`: train a :class:`WaveNetConfig` on a folder of audio files or a
+  converted dataset up to ``config.steps``, with a checkpoint every
+  ``config.checkpoint_every`` steps (``course_lib.training.train_or_restore``, which also
+  logs the energy); :func:`train_into_logdir` runs it and returns a summary line;
 - :func:`generate_into_wav`: generate clips from a trained log directory into WAV files;
 - :func:`read_logdir`, :func:`write_logdir_config`: the saved settings.
 
@@ -15,22 +19,30 @@ the checkpoint, and the step counter continues.
 Keras and TensorFlow are imported only once the data and the settings are checked, so a
 mistake costs one line and no TensorFlow start-up.
 
-Used in: 06_wavenet.ipynb (through ``course_lib.course_models.wavenet``), the command line.
+Used in: 06_wavenet.ipynb (its training cell shows the steps of :func:`train_wavenet`),
+07_compare_models.ipynb (through ``course_lib.course_models.wavenet``), the command line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from course_lib import audio, data
 from course_lib.wavenet import training_data
 from course_lib.wavenet.files import CHECKPOINT_NAME, CONFIG_NAME
 from course_lib.wavenet.settings import WaveNetConfig
+
+if TYPE_CHECKING:
+    import keras
+
+    from course_lib import training
 
 
 def read_logdir(logdir: Path) -> dict:
@@ -70,7 +82,44 @@ def write_logdir_config(logdir: Path, config, label_names: Sequence[str]) -> Non
     os.replace(temporary, path)
 
 
-def train_into_logdir(
+def restore_or_build(
+    config: WaveNetConfig,
+    label_names: Sequence[str],
+    logdir: str | Path,
+    *,
+    restore_from: str | Path | None = None,
+    seed: int = 0,
+) -> keras.Model:
+    """The WaveNet to train into ``logdir``, in ``course_lib.config.strategy()``'s scope:
+    the last checkpoint of ``restore_from`` (default: ``logdir``, when it holds one) with
+    its optimizer state and step counter, or a new one with ``config``'s architecture
+    (weights seeded by ``seed``). Writes ``logdir``'s ``wavenet_config.json``.
+
+    Args:
+        config: the settings to train with (see :func:`write_logdir_config`).
+        label_names: the words to condition on ([] for none).
+        logdir: the log directory to train into.
+        restore_from: a log directory to start from.
+        seed: the seed of new weights.
+    """
+    from course_lib import config as course_config
+    from course_lib.wavenet import checkpoints
+    from course_lib.wavenet.model import build_wavenet
+
+    logdir = Path(logdir)
+    if restore_from is None and checkpoints.checkpoint_path(logdir).is_file():
+        restore_from = logdir
+    course_config.set_seed(seed)
+    with course_config.strategy().scope():
+        if restore_from is not None:
+            model = checkpoints.load_checkpoint(restore_from)
+        else:
+            model = build_wavenet(config, num_classes=len(label_names))
+    write_logdir_config(logdir, config, label_names)
+    return model
+
+
+def train_wavenet(
     config: WaveNetConfig,
     data_dir: str | Path,
     logdir: str | Path,
@@ -78,16 +127,19 @@ def train_into_logdir(
     restore_from: str | Path | None = None,
     seed: int = 0,
     sample_rate: int | None = None,
-) -> str:
+) -> training.Trained:
     """Train a WaveNet with all of ``config``'s settings until ``config.steps``, saving a
-    checkpoint in ``logdir`` every ``config.checkpoint_every`` steps; returns a summary.
+    checkpoint in ``logdir`` every ``config.checkpoint_every`` steps.
 
     What ``python -m course_lib.wavenet train`` runs (with the preset and its options),
-    and ``course_lib.course_models.wavenet`` (with a notebook's config). A converted
-    dataset's sample rate replaces ``config``'s. Training resumes from the checkpoint in
-    ``restore_from`` (default: ``logdir`` when it holds one), whose weights and optimizer
-    win over ``config``'s model settings: keep one ``logdir`` per config
-    (``config.tag()``).
+    and what notebook 06's training cell shows step by step: :func:`restore_or_build`,
+    crops from ``course_lib.wavenet.training_data``, and ``fit`` with
+    ``checkpoints.StepCheckpoints`` through ``course_lib.training.train_or_restore``
+    (which logs the energy of a session that trains; a finished training is only
+    restored). A converted dataset's sample rate replaces ``config``'s. Training resumes
+    from the checkpoint in ``restore_from`` (default: ``logdir`` when it holds one), whose
+    weights and optimizer win over ``config``'s model settings: keep one ``logdir`` per
+    config (``config.tag()``).
 
     Args:
         config: the settings to train with.
@@ -97,10 +149,17 @@ def train_into_logdir(
         seed: weights and crops seed.
         sample_rate: the command line's ``--sample-rate`` (checked against the data).
 
+    Returns:
+        The trained model with ``history = {"step": [...], "loss": [...]}`` (one entry
+        per checkpoint) and ``extras["start_step"]``, the step this session started at.
+
     Raises:
         ValueError, FileNotFoundError, NotADirectoryError: unusable data or a checkpoint
             trained on other labels or at another rate.
     """
+    from course_lib import training
+    from course_lib.wavenet import checkpoints
+
     data_dir, logdir = Path(data_dir), Path(logdir)
     if restore_from is None and (logdir / CHECKPOINT_NAME).is_file():
         restore_from = logdir
@@ -111,43 +170,65 @@ def train_into_logdir(
     )
     print(summary)
 
-    from course_lib import config as course_config
-    from course_lib import training
-    from course_lib.wavenet import checkpoints
-    from course_lib.wavenet.model import build_wavenet
-
-    course_config.set_seed(seed)
-    with course_config.strategy().scope():
-        if restore_dir is not None:
-            model = checkpoints.load_checkpoint(restore_dir)
-        else:
-            model = build_wavenet(config, num_classes=len(label_names))
+    model = restore_or_build(config, label_names, logdir, restore_from=restore_dir, seed=seed)
     start_step = checkpoints.trained_steps(model)
     if restore_dir is not None:
-        print(f"resuming from step {start_step} ({checkpoints.checkpoint_path(restore_dir)})")
-    write_logdir_config(logdir, config, label_names)
+        verb = "resuming from" if start_step < config.steps else "restored the finished training at"
+        print(f"{verb} step {start_step} ({checkpoints.checkpoint_path(restore_dir)})")
+    if start_step < config.steps:
+        print(
+            f"training: receptive field {model.receptive_field} samples, "
+            f"{model.count_params():,} weights, steps {start_step} -> {config.steps}"
+        )
+    # A new crop seed per start step, so a resumed run does not replay the same crops.
+    crops = _crop_batches(source, config, bool(label_names), seed=seed + start_step)
+    trained = training.train_or_restore(
+        model,
+        crops,
+        logdir,
+        # checkpoint intervals left (0: finished, fit only returns)
+        max(0, math.ceil((config.steps - start_step) / config.checkpoint_every)),
+        [checkpoints.StepCheckpoints(logdir, config.steps), training.StopOnNaN()],
+        backup=False,  # the step checkpoints are the backup
+        steps_per_epoch=config.checkpoint_every,
+        verbose=0,
+    )
+    losses = checkpoints.read_losses(logdir)
+    return dataclasses.replace(
+        trained,
+        history={"loss": losses["loss"], "step": losses["step"]},
+        extras={"start_step": start_step},
+    )
+
+
+def train_into_logdir(
+    config: WaveNetConfig,
+    data_dir: str | Path,
+    logdir: str | Path,
+    *,
+    restore_from: str | Path | None = None,
+    seed: int = 0,
+    sample_rate: int | None = None,
+) -> str:
+    """:func:`train_wavenet`, returning a summary line (the command line prints it)."""
+    from course_lib.wavenet import checkpoints
+
+    started = time.perf_counter()
+    trained = train_wavenet(
+        config,
+        data_dir,
+        logdir,
+        restore_from=restore_from,
+        seed=seed,
+        sample_rate=sample_rate,
+    )
+    start_step = trained.extras["start_step"]
+    final_step = checkpoints.trained_steps(trained.model)
     if start_step >= config.steps:
         return f"already trained to step {start_step} (steps {config.steps}); nothing to do."
-    print(
-        f"training: receptive field {model.receptive_field} samples, "
-        f"{model.count_params():,} weights, steps {start_step} -> {config.steps}"
-    )
-    started = time.perf_counter()
-    remaining = config.steps - start_step
-    # A new crop seed per start step, so a resumed run does not replay the same crops.
-    dataset = _crop_batches(source, config, bool(label_names), seed=seed + start_step)
-    model.fit(
-        dataset,
-        epochs=math.ceil(remaining / config.checkpoint_every),
-        steps_per_epoch=config.checkpoint_every,
-        shuffle=False,
-        verbose=0,
-        callbacks=[checkpoints.StepCheckpoints(logdir, config.steps), training.StopOnNaN()],
-    )
-    final_step = checkpoints.trained_steps(model)
     return (
         f"trained steps {start_step} -> {final_step} in {time.perf_counter() - started:.1f} s;"
-        f" checkpoint {logdir / CHECKPOINT_NAME}"
+        f" checkpoint {Path(logdir) / CHECKPOINT_NAME}"
     )
 
 

@@ -1,4 +1,4 @@
-"""A Naive Bayes model of VQ-VAE code maps, and the "blur" effect built on it.
+"""A Naive Bayes model of VQ-VAE code maps, and resampling a region of a map with it.
 
 A VQ-VAE turns a spectrogram into a small grid of integer codes ``x[t, f]`` (time down,
 frequency across). To redraw a region of a sound, we need the distribution of one code
@@ -24,22 +24,20 @@ codes; neighbours outside the map are left out of the sum (a missing feature).
 Resampling a region is Gibbs sampling: sweep over the positions of a box in random order,
 drawing each code from its conditional given the current neighbours (which include codes
 already redrawn), ``p^(1 / T)`` renormalised at temperature ``T``. Codes outside the box
-never change. Decoding the new code map and inverting the spectrogram gives a sound whose
-region keeps the statistics of its surroundings but loses its detail: a "blur".
+never change. Decoding the new code map and inverting the spectrogram
+(:func:`course_lib.inpainting.effect.inpaint_audio`) gives a sound whose region keeps the
+statistics of its surroundings but loses its detail: a "blur".
 
-Used in: 05_vq_vae_inpainting.ipynb (and ``python -m course_lib.inpaint``).
+Plain numpy: no TensorFlow, no audio.
+
+Used in: 05_vq_vae_inpainting.ipynb (and ``python -m course_lib.inpainting``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-
-if TYPE_CHECKING:  # course_lib.spectrogram loads TensorFlow; only inpaint_audio needs it
-    from course_lib.spectrogram import SpectrogramSpec
 
 
 def neighbour_offsets(radius: int) -> np.ndarray:
@@ -358,170 +356,3 @@ def _draw(scores: np.ndarray, temperature: float, rng: np.random.Generator, n: i
     cumulative = np.cumsum(probabilities, axis=-1)
     uniform = rng.random((n, 1)) * cumulative[:, -1:]
     return np.minimum((cumulative < uniform).sum(axis=-1), scores.shape[-1] - 1)
-
-
-# ----------------------------------------------------------------------------- audio
-
-
-@dataclasses.dataclass(frozen=True)
-class InpaintingResult:
-    """What :func:`inpaint_audio` made.
-
-    Attributes:
-        audio: the new sound, ``[samples]`` (the input's length).
-        before_image, after_image: spectrogram images ``[frames, bins]`` in [0, 1].
-        before_codes, after_codes: code maps ``[h, w]``.
-        time_slice, freq_slice: the resampled box on the code map.
-        factor: pixels (frames and bins) per code along each axis.
-    """
-
-    audio: np.ndarray
-    before_image: np.ndarray
-    after_image: np.ndarray
-    before_codes: np.ndarray
-    after_codes: np.ndarray
-    time_slice: slice
-    freq_slice: slice
-    factor: int
-
-    @property
-    def changed_fraction(self) -> float:
-        """Fraction of the box's codes that changed."""
-        box = (self.time_slice, self.freq_slice)
-        return float(np.mean(self.before_codes[box] != self.after_codes[box]))
-
-
-def code_region(
-    time_range: tuple[float, float],
-    freq_range: tuple[float, float],
-    spec: SpectrogramSpec,
-    factor: int,
-    code_shape: tuple[int, int],
-    freq_unit: Literal["hz", "bin"] = "hz",
-) -> tuple[slice, slice]:
-    """The code-map box covering a time range (seconds) and a frequency range (Hz or
-    spectrogram bins), rounded outwards to whole codes.
-
-    A frame ``i`` starts at ``i * frame_step / sample_rate`` seconds; bin ``k`` is at
-    ``k * sample_rate / frame_length`` Hz; code ``(r, c)`` covers frames ``r f .. r f + f - 1``
-    and bins ``c f .. c f + f - 1``.
-    """
-    (t_start, t_stop), (f_start, f_stop) = time_range, freq_range
-    if not 0 <= t_start < t_stop:
-        raise ValueError(f"time range {t_start}:{t_stop} s must satisfy 0 <= start < stop.")
-    if freq_unit not in ("hz", "bin"):
-        raise ValueError(f"freq_unit must be 'hz' or 'bin', not {freq_unit!r}.")
-    if not 0 <= f_start < f_stop:
-        raise ValueError(f"frequency range {f_start}:{f_stop} must satisfy 0 <= start < stop.")
-    frames_per_second = spec.sample_rate / spec.frame_step
-    bins_per_unit = spec.frame_length / spec.sample_rate if freq_unit == "hz" else 1.0
-    rows = _cells(t_start * frames_per_second, t_stop * frames_per_second, factor, code_shape[0])
-    cols = _cells(f_start * bins_per_unit, f_stop * bins_per_unit, factor, code_shape[1])
-    if rows is None or cols is None:
-        raise ValueError(
-            f"the region {t_start}:{t_stop} s x {f_start}:{f_stop} {freq_unit} lies outside the "
-            f"sound ({code_shape[0] * factor / frames_per_second:.2f} s, "
-            f"{spec.sample_rate / 2:g} Hz)."
-        )
-    return rows, cols
-
-
-def _cells(start: float, stop: float, factor: int, count: int) -> slice | None:
-    first = int(np.floor(start / factor))
-    last = int(np.ceil(stop / factor))
-    first, last = max(first, 0), min(last, count)
-    return slice(first, last) if first < last else None
-
-
-def inpaint_audio(
-    audio,
-    vq_model,
-    naive_bayes: CodeNaiveBayes,
-    spec: SpectrogramSpec,
-    time_range: tuple[float, float],
-    freq_range: tuple[float, float],
-    freq_unit: Literal["hz", "bin"] = "hz",
-    sweeps: int = 4,
-    temperature: float = 1.0,
-    seed: int | None = 0,
-    iterations: int = 32,
-    keep_outside: bool = True,
-) -> InpaintingResult:
-    """The "blur" effect: encode a sound, resample a time-frequency box of its code map with
-    Naive Bayes, decode, and invert the spectrogram (Griffin-Lim).
-
-    Args:
-        audio: one sound ``[samples]`` at ``spec.sample_rate``, any length.
-        vq_model: a trained :class:`course_lib.vq.VQVAE` (its ``encode_codes`` and
-            ``decode_codes`` are used).
-        naive_bayes: a fitted :class:`CodeNaiveBayes` on that model's code maps.
-        spec: the spectrogram settings the model was trained with.
-        time_range: ``(start, stop)`` in seconds.
-        freq_range: ``(low, high)`` in Hz (or spectrogram bins with ``freq_unit="bin"``).
-        sweeps, temperature, seed: see :meth:`CodeNaiveBayes.resample_region`.
-        iterations: Griffin-Lim iterations.
-        keep_outside: keep the input's own spectrogram outside the box and decode only the
-            box with the margin the decoder sees (``vq_model.decoder_reach`` codes); False
-            decodes the whole code map and uses it everywhere.
-
-    Returns:
-        An :class:`InpaintingResult`; ``result.audio`` has the input's length.
-    """
-    from course_lib import spectrogram
-
-    audio = np.asarray(audio, np.float32).reshape(-1)
-    if audio.size == 0:
-        raise ValueError("audio is empty.")
-    factor = int(vq_model.downsampling_factor)
-    if spec.bins % factor:
-        raise ValueError(
-            f"{spec.bins} frequency bins do not divide by the model's downsampling factor {factor}."
-        )
-    if naive_bayes.codebook_size != vq_model.codebook_size:
-        raise ValueError(
-            f"the Naive Bayes model has {naive_bayes.codebook_size} codes but the VQ-VAE "
-            f"{vq_model.codebook_size}: fit it on this model's code maps."
-        )
-    image = spectrogram.to_spectrogram(audio[None], spec).numpy()[0]  # [frames, bins]
-    frames = image.shape[0]
-    padded_frames = -(-frames // factor) * factor
-    padded = np.pad(image, ((0, padded_frames - frames), (0, 0)))  # silence at the end
-    before_codes = vq_model.encode_codes(padded[None])[0]  # [h, w]
-    rows, cols = code_region(time_range, freq_range, spec, factor, before_codes.shape, freq_unit)
-    after_codes = naive_bayes.resample_region(
-        before_codes, rows, cols, sweeps=sweeps, temperature=temperature, seed=seed
-    )
-    if keep_outside:
-        # Decode only the box and the margin the decoder can see (much faster, and the
-        # same pixels inside the box), then paste the box into the input's spectrogram.
-        reach = int(vq_model.decoder_reach)
-        height, width = after_codes.shape
-        top, left = max(rows.start - reach, 0), max(cols.start - reach, 0)
-        crop = after_codes[
-            top : min(rows.stop + reach, height), left : min(cols.stop + reach, width)
-        ]
-        decoded = vq_model.decode_codes(crop[None])[0, ..., 0]  # [crop frames, crop bins]
-        inside = (
-            slice((rows.start - top) * factor, (rows.stop - top) * factor),
-            slice((cols.start - left) * factor, (cols.stop - left) * factor),
-        )
-        after = padded.copy()
-        box = (
-            slice(rows.start * factor, rows.stop * factor),
-            slice(cols.start * factor, cols.stop * factor),
-        )
-        after[box] = decoded[inside]
-    else:
-        after = vq_model.decode_codes(after_codes[None])[0, ..., 0]  # [frames', bins]
-    after = after[:frames]
-    new_audio = spectrogram.to_audio(after[None], audio.size, spec, iterations)[0]
-    return InpaintingResult(
-        audio=new_audio,
-        before_image=image,
-        after_image=after,
-        before_codes=before_codes,
-        after_codes=after_codes,
-        time_slice=rows,
-        freq_slice=cols,
-        factor=factor,
-    )

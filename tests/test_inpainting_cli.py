@@ -1,5 +1,6 @@
-"""python -m course_lib.inpaint: saving and loading an effect, a WAV of the input's length
-out, and one error line with exit 2 for bad arguments (before TensorFlow loads)."""
+"""python -m course_lib.inpainting and course_lib.inpainting.effect: saving and loading an
+effect, a WAV of the input's length out, and one error line with exit 2 for bad arguments
+(before TensorFlow loads)."""
 
 import json
 import os
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from course_lib import audio, inpaint
-from course_lib.inpainting import CodeNaiveBayes
+from course_lib import audio
+from course_lib.inpainting import CodeNaiveBayes, effect
+from course_lib.inpainting.__main__ import main
 from course_lib.vq import VQConfig, build_vq_vae, spectrogram_images
 from data_prep.fixtures import make_fixtures
 
@@ -35,7 +37,7 @@ def effect_dir(tmp_path_factory):
     model.fit(images, epochs=1, batch_size=len(images), verbose=0)
     naive_bayes = CodeNaiveBayes(CFG.codebook_size, radius=1).fit(model.encode_codes(images))
     out = tmp_path_factory.mktemp("effect")
-    inpaint.save_effect(out, model, naive_bayes, CFG.spec, sweeps=2, griffin_lim_iterations=4)
+    effect.save_effect(out, model, naive_bayes, CFG.spec, sweeps=2, griffin_lim_iterations=4)
     return {"folder": out, "model": model, "images": images, "note": notes[0]}
 
 
@@ -51,10 +53,10 @@ def input_wav(tmp_path):
 
 
 def test_effect_folder_round_trip(effect_dir):
-    settings = json.loads((effect_dir["folder"] / inpaint.SETTINGS_NAME).read_text())
+    settings = json.loads((effect_dir["folder"] / effect.SETTINGS_NAME).read_text())
     assert settings["spectrogram"]["frame_step"] == CFG.frame_step
     assert settings["sweeps"] == 2 and settings["codebook_size"] == CFG.codebook_size
-    loaded = inpaint.load_effect(effect_dir["folder"])
+    loaded = effect.load_effect(effect_dir["folder"])
     assert loaded.spec == CFG.spec and loaded.griffin_lim_iterations == 4
     np.testing.assert_array_equal(
         loaded.vq_model.encode_codes(effect_dir["images"]),
@@ -68,7 +70,7 @@ def test_writes_a_wav_with_the_inputs_rate_and_length(effect_dir, input_wav, tmp
     command = [
         sys.executable,
         "-m",
-        "course_lib.inpaint",
+        "course_lib.inpainting",
         "--input",
         str(input_wav),
         "--output",
@@ -108,7 +110,7 @@ def test_in_process_run_keeps_the_length_and_reports(effect_dir, input_wav, tmp_
     output = tmp_path / "out.wav"
     arguments = ["--input", str(input_wav), "--output", str(output), "--time", "0:1"]
     arguments += ["--freq", "0:8000", "--model", str(effect_dir["folder"]), "--sweeps", "1"]
-    assert inpaint.main(arguments) == 0
+    assert main(arguments) == 0
     assert soundfile.info(output).frames == soundfile.info(input_wav).frames
     assert "changed" in capsys.readouterr().out
 
@@ -119,9 +121,9 @@ def test_the_library_function_writes_what_the_command_line_writes(
     by_command, by_function = tmp_path / "command.wav", tmp_path / "function.wav"
     arguments = ["--input", str(input_wav), "--time", "0.5:1.5", "--freq", "200:3000"]
     arguments += ["--model", str(effect_dir["folder"]), "--temperature", "2", "--seed", "3"]
-    assert inpaint.main([*arguments, "--output", str(by_command)]) == 0
+    assert main([*arguments, "--output", str(by_command)]) == 0
     printed = capsys.readouterr().out
-    summary = inpaint.inpaint_file(
+    summary = effect.inpaint_file(
         input_wav,
         by_function,
         (0.5, 1.5),
@@ -140,9 +142,9 @@ def test_the_library_function_writes_what_the_command_line_writes(
 def test_the_library_function_raises_the_command_lines_errors(effect_dir, input_wav, tmp_path):
     output = tmp_path / "out.wav"
     with pytest.raises(ValueError, match="--time starts at 3 s but"):
-        inpaint.inpaint_file(input_wav, output, (3, 4), (100, 1000), model=effect_dir["folder"])
+        effect.inpaint_file(input_wav, output, (3, 4), (100, 1000), model=effect_dir["folder"])
     with pytest.raises(ValueError, match="--freq range 1000:100 must satisfy 0 <= START < STOP"):
-        inpaint.inpaint_file(input_wav, output, (0, 1), (1000, 100), model=effect_dir["folder"])
+        effect.inpaint_file(input_wav, output, (0, 1), (1000, 100), model=effect_dir["folder"])
     assert not output.exists()
 
 
@@ -177,7 +179,7 @@ def test_bad_arguments_print_one_error_line_and_exit_2(
     }
     arguments = [item for pair in values.items() for item in pair]
     try:
-        code = inpaint.main(arguments)
+        code = main(arguments)
     except SystemExit as stop:  # argparse's own errors
         code = stop.code
     captured = capsys.readouterr()
@@ -191,8 +193,8 @@ def test_bad_arguments_print_one_error_line_and_exit_2(
 def test_a_bad_argument_fails_fast_without_loading_tensorflow(tmp_path):
     started = time.perf_counter()
     code = (
-        "import sys; from course_lib import inpaint; "
-        "status = inpaint.main(['--input', 'x.wav', '--output', 'y.wav', '--time', '0:1', "
+        "import sys; from course_lib.inpainting.__main__ import main; "
+        "status = main(['--input', 'x.wav', '--output', 'y.wav', '--time', '0:1', "
         "'--freq', '0:100', '--model', '.']); "
         "print('tensorflow' in sys.modules); sys.exit(status)"
     )

@@ -3,7 +3,7 @@
 The panel shows a sound's spectrogram and its VQ-VAE code map with the chosen box drawn
 on both, sliders for the time range (seconds), the frequency range (Hz), the temperature
 and the number of sweeps, and a button that resamples the box with Naive Bayes
-(:func:`course_lib.inpainting.inpaint_audio`). After each press it shows the spectrogram
+(:func:`course_lib.inpainting.effect.inpaint_audio`). After each press it shows the spectrogram
 and code map before and after, and plays both sounds.
 
 The handlers are plain methods (:meth:`InpaintingPanel.on_region_change`,
@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib import inpainting
+from course_lib.inpainting.algorithm import CodeNaiveBayes
+from course_lib.inpainting.effect import InpaintingResult, code_region, inpaint_audio
 
 
 class InpaintingPanel:
-    """Sliders, a button and plots around :func:`course_lib.inpainting.inpaint_audio`.
+    """Sliders, a button and plots around :func:`~course_lib.inpainting.effect.inpaint_audio`.
 
     Args:
         sound: one clip ``[samples]`` at ``spec.sample_rate``.
         vq_model: a trained :class:`course_lib.vq.VQVAE`.
-        naive_bayes: a fitted :class:`course_lib.inpainting.CodeNaiveBayes` on its codes.
+        naive_bayes: a fitted :class:`~course_lib.inpainting.algorithm.CodeNaiveBayes` on its codes.
         spec: the model's :class:`course_lib.spectrogram.SpectrogramSpec`.
         sweeps, temperature: starting values of their sliders.
         iterations: Griffin-Lim iterations.
@@ -42,7 +43,7 @@ class InpaintingPanel:
         self,
         sound,
         vq_model,
-        naive_bayes: inpainting.CodeNaiveBayes,
+        naive_bayes: CodeNaiveBayes,
         spec,
         sweeps: int = 4,
         temperature: float = 1.0,
@@ -58,7 +59,7 @@ class InpaintingPanel:
         self.vq_model, self.naive_bayes, self.spec = vq_model, naive_bayes, spec
         self.iterations, self.seed, self.show_plots = iterations, seed, show_plots
         self.presses = 0
-        self.result: inpainting.InpaintingResult | None = None
+        self.result: InpaintingResult | None = None
         self.after_audio: np.ndarray | None = None
 
         factor = int(vq_model.downsampling_factor)
@@ -111,7 +112,7 @@ class InpaintingPanel:
     # ------------------------------------------------------------------ handlers
 
     def _region(self) -> tuple[slice, slice]:
-        return inpainting.code_region(
+        return code_region(
             tuple(self.time_slider.value),
             tuple(self.freq_slider.value),
             self.spec,
@@ -136,7 +137,7 @@ class InpaintingPanel:
     def on_resample(self, button=None) -> None:
         """The button was pressed: resample the box, then show and play the result."""
         self.status.value = "resampling..."
-        result = inpainting.inpaint_audio(
+        result = inpaint_audio(
             self.sound,
             self.vq_model,
             self.naive_bayes,

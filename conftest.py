@@ -21,3 +21,16 @@ os.environ.setdefault(
 from course_tools.kernel_messages import poll_kernel_replies_in_slices
 
 poll_kernel_replies_in_slices()
+
+# Executed notebooks are kept for tests/test_executed_notebooks.py, which runs last.
+from course_tools.executed_notebooks import executed_folder, keep_executed_notebooks  # noqa: E402
+
+
+def pytest_configure(config):
+    if config.getoption("nbmake", default=False):
+        keep_executed_notebooks(executed_folder())
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that read executed notebooks run after the notebooks."""
+    items.sort(key=lambda item: item.path.name == "test_executed_notebooks.py")

@@ -53,11 +53,9 @@ def require_gpu(allow_cpu: bool = False) -> None:
     Raises:
         NoGPUError: full mode, no GPU visible to TensorFlow, and not ``allow_cpu``.
     """
-    import os
-
     from course_lib import config
 
-    if config.is_quick() or os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
+    if config.is_quick() or config.on_tpu():
         return
     import tensorflow as tf
 
@@ -102,7 +100,7 @@ def precision_policy(name: str):
     Models built inside keep their policy after the block. Example::
 
         with accelerator.precision_policy("mixed_float16"):
-            model = build_vae(clip_samples)
+            model = build_vae(clip_samples, cfg)
     """
     import contextlib
 

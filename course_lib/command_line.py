@@ -9,10 +9,14 @@ which prints the summary the work returns and gives the exit code:
   on one line, after ``error:`` on stderr, and no traceback;
 
 anything else is a bug and propagates with its traceback.
+
+Where a command's options are named after the arguments of the function it calls (each
+option's ``dest``), :func:`keyword_arguments` passes them on in one go.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -42,3 +46,12 @@ def run_command(
         return 2
     print(summary)
     return 0
+
+
+def keyword_arguments(args: argparse.Namespace) -> dict[str, object]:
+    """The parsed options as keyword arguments, without ``command`` (the subcommand's name).
+
+    For a function whose arguments the options are named after: ``--wav-out-path`` (dest
+    ``wav_out_path``) gives ``wav_out_path=...``.
+    """
+    return {name: value for name, value in vars(args).items() if name != "command"}

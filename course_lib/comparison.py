@@ -156,7 +156,7 @@ def reference_from_clips(
     """The :class:`Reference` of real clips at ``sample_rate`` (conformed to the judge).
 
     Args:
-        judge: a ``course_lib.classifier.Judge`` (anything with ``conform``, ``embed``,
+        judge: a ``course_lib.judge.Judge`` (anything with ``conform``, ``embed``,
             ``features`` and ``labels``).
         train_clips: ``[m, samples]`` real clips whose embeddings FID compares with.
         test_clips: ``[n, samples]`` other real clips, scored like a generator.
@@ -273,7 +273,7 @@ def evaluate(
 
     Args:
         generator: the model.
-        judge: a ``course_lib.classifier.Judge``.
+        judge: a ``course_lib.judge.Judge``.
         reference: real clips at the generator's rate (:func:`real_reference`).
         n: clips to generate.
         seed: generation seed.

@@ -71,6 +71,23 @@ def data_dir() -> Path:
     return folder
 
 
+def on_tpu() -> bool:
+    """True on a TPU runtime (``COLAB_TPU_ADDR`` or ``TPU_NAME`` set)."""
+    return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"))
+
+
+def download_mirror() -> str | None:
+    """A classroom mirror of the datasets' archives (``COURSE_DOWNLOAD_MIRROR``), or None."""
+    return os.environ.get("COURSE_DOWNLOAD_MIRROR") or None
+
+
+def checkpoint_root() -> Path:
+    """The folder of every model's checkpoint folder (``data_dir() / "checkpoints"``)."""
+    folder = data_dir() / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def checkpoint_dir(name: str) -> Path:
     """The folder for one model's checkpoints and saved ``.keras`` files.
 
@@ -79,7 +96,7 @@ def checkpoint_dir(name: str) -> Path:
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"checkpoint name must be a plain folder name, not {name!r}.")
-    folder = data_dir() / "checkpoints" / name
+    folder = checkpoint_root() / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -109,7 +126,7 @@ def strategy():
     """
     import tensorflow as tf
 
-    if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
+    if on_tpu():
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)

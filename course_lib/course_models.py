@@ -11,12 +11,15 @@ and a disconnected session resumes where it stopped. The VQ-VAE is the exception
 notebook 05 trains it on instrument notes, and :func:`vq_vae_with_prior` trains one of
 the same preset size on the spoken digits, so that the judge can score it.
 
-Each training folder is ``config.checkpoint_dir(<model>) / cfg.tag()`` (on Google Drive
-when mounted). The tag hashes only the settings that change training (architecture,
-optimiser, data, epochs or steps, ...), not those marked ``config.not_training``
-(guidance, DDIM steps, temperature, score counts, Griffin-Lim iterations, ...): a
-config that trains differently trains a new model, one that only samples or scores
-differently restores the trained one. The energy of the sessions that trained is summed
+Each training folder is ``checkpoints / <model folder> / cfg.tag()``, where
+``checkpoints`` is the course's checkpoint folder that the notebook passes
+(``config.checkpoint_root()``, on Google Drive when mounted), the parent of the folders
+notebooks 03, 04 and 06 train in. The tag hashes only the settings that change training
+(architecture, optimiser, data, epochs or steps, ...), not those marked
+``config.not_training`` (guidance, DDIM steps, temperature, score counts, Griffin-Lim
+iterations, ...): a config that trains differently trains a new model, one that only
+samples or scores differently restores the trained one. The energy of the sessions that
+trained is summed
 in the folder (``course_lib.training.read_energy``).
 
 Used in: 07_compare_models.ipynb.
@@ -40,7 +43,8 @@ WAVENET_FOLDER = "wavenet_sc09"
 
 def diffusion(
     folder: str | Path,
-    cfg=None,
+    cfg,
+    checkpoints: str | Path,
     callbacks: Sequence = (),
     verbose: int | str = 2,
 ) -> training.Trained:
@@ -48,7 +52,6 @@ def diffusion(
     (its training cell: section 2)."""
     from course_lib import diffusion as diffusion_lib
 
-    cfg = cfg or diffusion_lib.DiffusionConfig.for_mode()
     manifest = data.read_manifest(folder)
     config.set_seed(0)
     with config.strategy().scope():
@@ -56,7 +59,7 @@ def diffusion(
             cfg, num_classes=len(manifest.labels), clip_samples=manifest.clip_samples
         )
     train = data.load_split(folder, "train", batch_size=cfg.batch_size, cache=True)
-    run_folder = config.checkpoint_dir(DIFFUSION_FOLDER) / cfg.tag()
+    run_folder = Path(checkpoints) / DIFFUSION_FOLDER / cfg.tag()
     return training.train_or_restore(
         model, train, run_folder, cfg.epochs, callbacks, verbose=verbose
     )
@@ -64,7 +67,8 @@ def diffusion(
 
 def vae(
     folder: str | Path,
-    cfg=None,
+    cfg,
+    checkpoints: str | Path,
     callbacks: Sequence = (),
     verbose: int | str = 2,
 ) -> training.Trained:
@@ -72,14 +76,13 @@ def vae(
     (its training cell: section 3)."""
     from course_lib import vae as vae_lib
 
-    cfg = cfg or vae_lib.VAEConfig.for_mode()
     clip_samples = data.read_manifest(folder).clip_samples
     config.set_seed(cfg.seed)
     with config.strategy().scope():
         model = vae_lib.build_vae(clip_samples, cfg)
     train = data.load_split(folder, "train", batch_size=cfg.batch_size, seed=cfg.seed, cache=True)
     validation = data.load_split(folder, "validation", batch_size=256, shuffle=False, cache=True)
-    run_folder = config.checkpoint_dir(VAE_FOLDER) / cfg.tag()
+    run_folder = Path(checkpoints) / VAE_FOLDER / cfg.tag()
     return training.train_or_restore(
         model,
         train,
@@ -91,7 +94,9 @@ def vae(
     )
 
 
-def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> training.Trained:
+def vq_vae_with_prior(
+    folder: str | Path, cfg, checkpoints: str | Path, verbose: int | str = 2
+) -> training.Trained:
     """A VQ-VAE of notebook 05's preset size on the clips of a converted dataset, with its
     Naive Bayes prior over code maps in ``extras["naive_bayes"]``.
 
@@ -101,9 +106,6 @@ def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> t
     from course_lib import inpainting, vq
 
     manifest = data.read_manifest(folder)
-    cfg = cfg or vq.VQConfig.for_mode().replace(
-        dataset="speech", clip_seconds=manifest.clip_samples / manifest.sample_rate
-    )
     if manifest.sample_rate != cfg.sample_rate:
         raise ValueError(
             f"{folder} holds {manifest.sample_rate} Hz audio but the VQ config expects "
@@ -112,11 +114,11 @@ def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> t
     images = vq.spectrogram_images(data.read_arrays(folder, "train")[0], cfg.spec)
     config.set_seed(cfg.seed)
     with config.strategy().scope():
-        model = vq.build_vq_vae(images.shape[1:3], cfg)
+        model = vq.build_vq_vae(cfg, images.shape[1:3])
     trained = training.train_or_restore(
         model,
         images,
-        config.checkpoint_dir(VQ_FOLDER) / cfg.tag(),
+        Path(checkpoints) / VQ_FOLDER / cfg.tag(),
         cfg.epochs,
         batch_size=cfg.batch_size,
         verbose=verbose,
@@ -130,11 +132,13 @@ def vq_vae_with_prior(folder: str | Path, cfg=None, verbose: int | str = 2) -> t
     return trained
 
 
-def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> training.Trained:
+def wavenet(
+    folder: str | Path, cfg, checkpoints: str | Path, logdir: str | Path | None = None
+) -> training.Trained:
     """The word-conditioned WaveNet of notebook 06 (its training cell: section 3), trained
     with all of ``cfg``'s settings by :func:`~course_lib.wavenet.logdir.train_wavenet`
     (what its command line runs) into ``logdir`` (default
-    ``config.checkpoint_dir("wavenet_sc09") / cfg.tag()``), which resumes from the last
+    ``checkpoints / "wavenet_sc09" / cfg.tag()``), which resumes from the last
     checkpoint and restores a finished training.
 
     A converted dataset's sample rate replaces ``cfg``'s (as on the command line) before
@@ -143,16 +147,13 @@ def wavenet(folder: str | Path, cfg=None, logdir: str | Path | None = None) -> t
     Raises:
         ValueError: ``logdir`` holds a WaveNet trained with other training settings.
     """
-    from course_lib.wavenet import WaveNetConfig, checkpoints
+    from course_lib.wavenet import checkpoints as wavenet_checkpoints
     from course_lib.wavenet.logdir import read_logdir, train_wavenet
 
-    cfg = cfg or WaveNetConfig.for_mode()
     if (Path(folder) / data.MANIFEST_NAME).is_file():
         cfg = cfg.replace(sample_rate=data.read_manifest(folder).sample_rate)
-    logdir = (
-        Path(logdir) if logdir is not None else config.checkpoint_dir(WAVENET_FOLDER) / cfg.tag()
-    )
-    started = checkpoints.checkpoint_path(logdir).is_file()
+    logdir = Path(logdir) if logdir is not None else Path(checkpoints) / WAVENET_FOLDER / cfg.tag()
+    started = wavenet_checkpoints.checkpoint_path(logdir).is_file()
     saved_tag = read_logdir(logdir)["config"].tag() if started else cfg.tag()
     if saved_tag != cfg.tag():
         raise ValueError(

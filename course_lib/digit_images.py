@@ -52,25 +52,24 @@ def upsample_bilinear(images: np.ndarray, side: int) -> np.ndarray:
 
 
 def load_digit_images(
-    mode: config.Mode | None = None, limit: int | None = None, seed: int = 0
+    mode: config.Mode, limit: int | None = None, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training and test digit images, float32 ``[n, 32, 32, 1]`` in [0, 1].
 
     Args:
         mode: ``"full"`` (MNIST, downloads on first use) or ``"quick"`` (scikit-learn's
-            8 x 8 digits, offline); default: ``course_lib.config.mode()``.
+            8 x 8 digits, offline): a notebook passes ``config.mode()``.
         limit: keep at most this many images of each split.
         seed: the quick split's shuffle (80% training, 20% test).
 
     Returns:
         ``(train, test)``.
     """
-    chosen = mode or config.mode()
-    if chosen not in config.MODES:
-        raise ValueError(f"mode must be 'quick' or 'full', not {chosen!r}.")
+    if mode not in config.MODES:
+        raise ValueError(f"mode must be 'quick' or 'full', not {mode!r}.")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}.")
-    if chosen == "full":
+    if mode == "full":
         import keras
 
         (train, _), (test, _) = keras.datasets.mnist.load_data()

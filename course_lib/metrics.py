@@ -1,6 +1,6 @@
 """Sample-quality metrics for generated audio: Fréchet distance and Inception-style scores.
 
-Given a judge (``course_lib.classifier``) with embedding ``f(x)`` and class
+Given a judge (``course_lib.judge``) with embedding ``f(x)`` and class
 probabilities ``p(y | x)``:
 
 - **FID** (Heusel et al., 2017) fits a Gaussian to each set of embeddings and measures
@@ -180,7 +180,7 @@ def judge_scores(
     """Every score of a set of clips ``[n, samples]`` through ``judge``.
 
     Args:
-        judge: a ``course_lib.classifier.Judge`` (anything with ``features(clips) ->
+        judge: a ``course_lib.judge.Judge`` (anything with ``features(clips) ->
             (embeddings, probabilities)``, one pass over the clips).
         clips: the clips to score (generated, or degraded real ones).
         reference_embeddings: ``judge.embed(real_clips)`` ``[m, d]``, computed once and
@@ -208,7 +208,7 @@ def fid_against(
     """FID of one set of clips against several reference sets (e.g. train and test).
 
     Args:
-        judge: a ``course_lib.classifier.Judge``.
+        judge: a ``course_lib.judge.Judge``.
         clips: clips ``[n, samples]`` to score.
         references: name -> ``judge.embed(real clips)``, computed once.
         sample_rate: the clips' rate, if it differs from the judge's or the clips are

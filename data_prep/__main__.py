@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from course_lib.command_line import EXPECTED_ERRORS, run_command
+from course_lib.command_line import EXPECTED_ERRORS, keyword_arguments, run_command
 
 SAMPLE_RATES = (16000, 8000, 4000)
 
@@ -61,11 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> object:
-    """Run one parsed command and return its report (printed by :func:`main`)."""
+    """Run one parsed command and return its report (printed by :func:`main`).
+
+    The options of ``fixtures`` and of the converters are named after the arguments of
+    the function the command calls, and are passed on as they are.
+    """
+    options = keyword_arguments(args)
     if args.command == "fixtures":
         from data_prep.fixtures import make_fixtures
 
-        return make_fixtures(args.out, kind=args.kind, per_class=args.per_class, seed=args.seed)
+        return make_fixtures(**options)
     if args.command == "download":
         from data_prep.download import download_dataset
 
@@ -73,32 +78,14 @@ def run(args: argparse.Namespace) -> object:
     if args.command == "speech-commands":
         from data_prep.speech_commands import convert_speech_commands
 
-        return convert_speech_commands(
-            args.source,
-            args.out,
-            sample_rate=args.sample_rate,
-            words=args.words,
-            workers=args.workers,
-        )
+        return convert_speech_commands(**options)
     if args.command == "nsynth":
         from data_prep.nsynth import convert_nsynth
 
-        return convert_nsynth(
-            args.source,
-            args.out,
-            sample_rate=args.sample_rate,
-            max_per_family=args.max_per_family,
-            workers=args.workers,
-        )
+        return convert_nsynth(**options)
     from data_prep.folder import convert_folder
 
-    return convert_folder(
-        args.source,
-        args.out,
-        sample_rate=args.sample_rate,
-        clip_seconds=args.clip_seconds,
-        workers=args.workers,
-    )
+    return convert_folder(**options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,12 +28,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.client
-import os
 import shutil
 import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from course_lib import config
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 30
@@ -134,7 +135,7 @@ def download_dataset(
     target = out / dataset.folder
     if _is_ready(dataset, target):
         return target
-    mirror = mirror if mirror is not None else os.environ.get(MIRROR_VARIABLE) or None
+    mirror = mirror if mirror is not None else config.download_mirror()
     out.mkdir(parents=True, exist_ok=True)
     for archive in dataset.archives:
         extracted = target / f".{archive.filename}.extracted"

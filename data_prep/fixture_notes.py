@@ -159,6 +159,12 @@ def _vibrato_warp(
     return -fade * depth / (2 * np.pi * rate) * np.cos(2 * np.pi * rate * time)
 
 
+def _uniform(rng: np.random.Generator, **ranges: tuple[float, float]) -> dict[str, float]:
+    """One uniform draw in ``[low, high)`` per named range, in the order given (so the same
+    generator state always gives the same instrument): ``name -> value``."""
+    return {name: float(rng.uniform(low, high)) for name, (low, high) in ranges.items()}
+
+
 def _release_quality(instrument) -> set[str]:
     """NSynth's ``long_release`` quality for a release longer than a quarter second."""
     return {"long_release"} if instrument.release > 0.25 else set()
@@ -207,9 +213,7 @@ class Organ:
         return cls(
             harmonics,
             tuple(float(level) for level in levels),
-            float(rng.uniform(4.5, 7.0)),
-            float(rng.uniform(0.0, 0.2)),
-            float(rng.uniform(0.08, 0.3)),
+            **_uniform(rng, tremolo_hz=(4.5, 7.0), tremolo_depth=(0.0, 0.2), release=(0.08, 0.3)),
         )
 
     def render(self, pitch, velocity, num_samples, note_off, sample_rate):
@@ -243,12 +247,12 @@ class Keyboard:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Keyboard:
+        rolloff = float(rng.uniform(0.9, 1.6))
+        hammer_node = int(rng.integers(5, 9))
         return cls(
-            float(rng.uniform(0.9, 1.6)),
-            int(rng.integers(5, 9)),
-            float(rng.uniform(1e-4, 6e-4)),
-            float(rng.uniform(0.6, 1.4)),
-            float(rng.uniform(0.15, 0.4)),
+            rolloff,
+            hammer_node,
+            **_uniform(rng, stretch=(1e-4, 6e-4), decay=(0.6, 1.4), release=(0.15, 0.4)),
         )
 
     def render(self, pitch, velocity, num_samples, note_off, sample_rate):
@@ -297,15 +301,15 @@ class Flute:
             float(rng.uniform(0.02, 0.15)),
             float(rng.uniform(0.0, 0.06)),
         )
-        return cls(
-            overtones,
-            float(rng.uniform(4.5, 5.8)),
-            float(rng.uniform(0.002, 0.007)),
-            float(rng.uniform(0.03, 0.08)),
-            float(rng.uniform(0.05, 0.12)),
-            float(rng.uniform(0.1, 0.25)),
-            int(rng.integers(2**31)),
+        settings = _uniform(
+            rng,
+            vibrato_hz=(4.5, 5.8),
+            vibrato_depth=(0.002, 0.007),
+            breath=(0.03, 0.08),
+            attack=(0.05, 0.12),
+            release=(0.1, 0.25),
         )
+        return cls(overtones, **settings, seed=int(rng.integers(2**31)))
 
     def render(self, pitch, velocity, num_samples, note_off, sample_rate):
         f0 = midi_to_hz(pitch)
@@ -351,12 +355,16 @@ class Mallet:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Mallet:
+        ratio = float(rng.choice([1.4, 2.76, 3.5, 4.0]))
         return cls(
-            float(rng.choice([1.4, 2.76, 3.5, 4.0])),
-            float(rng.uniform(1.0, 4.0)),
-            float(rng.uniform(0.03, 0.2)),
-            float(rng.uniform(0.15, 0.9)),
-            float(rng.uniform(0.0, 0.4)),
+            ratio,
+            **_uniform(
+                rng,
+                index=(1.0, 4.0),
+                index_decay=(0.03, 0.2),
+                decay=(0.15, 0.9),
+                overtone=(0.0, 0.4),
+            ),
         )
 
     def render(self, pitch, velocity, num_samples, note_off, sample_rate):
@@ -385,21 +393,17 @@ class Brass:
     family: ClassVar[str] = "brass"
     source: ClassVar[str] = "acoustic"
     pitch_range: ClassVar[tuple[int, int]] = (40, 76)
-    index: float
-    attack: float
-    sustain: float
-    release: float
-    vibrato_depth: float
+    index: float  # modulation index at full velocity and level
+    attack: float  # s
+    sustain: float  # level, 0..1
+    release: float  # s
+    vibrato_depth: float  # relative frequency deviation
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Brass:
-        return cls(
-            float(rng.uniform(2.0, 5.0)),
-            float(rng.uniform(0.03, 0.09)),
-            float(rng.uniform(0.65, 0.9)),
-            float(rng.uniform(0.08, 0.25)),
-            float(rng.uniform(0.0, 0.006)),
-        )
+        index = float(rng.uniform(2.0, 5.0))
+        envelope = _uniform(rng, attack=(0.03, 0.09), sustain=(0.65, 0.9), release=(0.08, 0.25))
+        return cls(index, **envelope, vibrato_depth=float(rng.uniform(0.0, 0.006)))
 
     def render(self, pitch, velocity, num_samples, note_off, sample_rate):
         f0 = midi_to_hz(pitch)

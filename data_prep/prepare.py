@@ -43,20 +43,34 @@ def _root(root: str | Path | None) -> Path:
     return Path(root) if root is not None else config.data_dir()
 
 
-def _fixtures(root: Path, kind: str):
+def _fixture(root: Path, kind: str) -> Path:
+    """The folder of one fixture dataset under ``root / "fixtures"`` (``kind``: ``"speech"``,
+    ``"notes"`` or ``"music"``), generated on first use."""
     from data_prep.fixtures import make_fixtures
 
-    return make_fixtures(root / "fixtures", kind=kind)
+    (made,) = make_fixtures(root / "fixtures", kind=kind).datasets
+    return made.root
+
+
+def _fixture_or_download(root: str | Path | None, kind: str, dataset: str) -> Path:
+    """The ``kind`` fixture in quick mode; the published ``dataset``, downloaded into
+    ``root / "downloads"`` once, in full mode."""
+    root = _root(root)
+    if config.is_quick():
+        return _fixture(root, kind)
+    from data_prep.download import download_dataset
+
+    return download_dataset(dataset, root / "downloads")
+
+
+def _converted(out: Path) -> bool:
+    """Whether ``out`` holds a finished conversion (its ``manifest.json`` is written last)."""
+    return (out / data.MANIFEST_NAME).is_file()
 
 
 def speech_commands_source(root: str | Path | None = None) -> Path:
     """The Speech Commands folder: the spoken-word fixture (quick) or the real v0.02 (full)."""
-    root = _root(root)
-    if config.is_quick():
-        return _fixtures(root, "speech").speech_commands
-    from data_prep.download import download_dataset
-
-    return download_dataset("speech-commands", root / "downloads")
+    return _fixture_or_download(root, "speech", "speech-commands")
 
 
 def speech_commands_tfrecords(
@@ -81,21 +95,15 @@ def speech_commands_tfrecords(
     root = _root(root)
     words_tag = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
     out = root / "tfrecords" / f"speech_commands_{words_tag}_{sample_rate}"
-    if (out / data.MANIFEST_NAME).is_file():
-        return out
-    source = Path(source) if source is not None else speech_commands_source(root)
-    print(convert_speech_commands(source, out, sample_rate=sample_rate, words=words))
+    if not _converted(out):
+        source = source if source is not None else speech_commands_source(root)
+        print(convert_speech_commands(source, out, sample_rate=sample_rate, words=words))
     return out
 
 
 def nsynth_source(root: str | Path | None = None) -> Path:
     """The NSynth json/wav folder (``nsynth-valid/``, ``nsynth-test/``): fixture or download."""
-    root = _root(root)
-    if config.is_quick():
-        return _fixtures(root, "notes").nsynth
-    from data_prep.download import download_dataset
-
-    return download_dataset("nsynth", root / "downloads")
+    return _fixture_or_download(root, "notes", "nsynth")
 
 
 def nsynth_tfrecords(
@@ -118,23 +126,20 @@ def nsynth_tfrecords(
     root = _root(root)
     cap = "" if max_per_family is None else f"_max{max_per_family}"
     out = root / "tfrecords" / f"nsynth_{sample_rate}{cap}"
-    if (out / data.MANIFEST_NAME).is_file():
-        return out
-    source = Path(source) if source is not None else nsynth_source(root)
-    print(convert_nsynth(source, out, sample_rate=sample_rate, max_per_family=max_per_family))
+    if not _converted(out):
+        source = source if source is not None else nsynth_source(root)
+        print(convert_nsynth(source, out, sample_rate=sample_rate, max_per_family=max_per_family))
     return out
 
 
-def music_source(root: str | Path | None = None) -> Path | None:
-    """A music folder in the GTZAN layout (``genres/<genre>/*.wav``), or ``None``.
+def music_source(root: str | Path | None = None) -> Path:
+    """The synthesized music fixture, in the GTZAN layout (``genres/<genre>/*.wav``).
 
-    Quick mode: the synthesized music fixture. Full mode: ``None``, because GTZAN cannot
-    be downloaded here; point the notebooks at your own copy or any folder of music in
-    subfolders instead.
+    GTZAN cannot be downloaded, so notebooks 04 and 06 use this music in both modes
+    unless the student points ``MUSIC_FOLDER`` at their own copy (or any folder of music
+    in subfolders): the music sections always have something to play.
     """
-    if not config.is_quick():
-        return None
-    return _fixtures(_root(root), "music").gtzan / "genres"
+    return _fixture(_root(root), "music") / "genres"
 
 
 def music_tfrecords(
@@ -146,9 +151,8 @@ def music_tfrecords(
     """A music folder in the GTZAN layout (``genres/<genre>/*.wav``) converted into clips.
 
     Args:
-        source: the ``genres`` folder; required in full mode (GTZAN cannot be downloaded
-            here: point at your copy or any folder of music in subfolders). Quick mode
-            uses the synthesized music fixture.
+        source: a ``genres`` folder (your GTZAN copy, or any music in subfolders);
+            default: the synthesized music of :func:`music_source`.
         sample_rate: target rate in Hz.
         clip_seconds: clip length; long files are cut into clips.
     """
@@ -156,16 +160,10 @@ def music_tfrecords(
 
     root = _root(root)
     if source is None:
-        if not config.is_quick():
-            raise ValueError(
-                "music_tfrecords needs source=<folder with one subfolder per genre> in full "
-                "mode, for example your GTZAN copy's genres/ folder."
-            )
         source = music_source(root)
     source = Path(source)
     tag = re.sub(r"[^A-Za-z0-9]+", "-", source.resolve().as_posix()).strip("-")[-60:]
     out = root / "tfrecords" / f"music_{tag}_{sample_rate}_{clip_seconds:g}s"
-    if (out / data.MANIFEST_NAME).is_file():
-        return out
-    print(convert_folder(source, out, sample_rate=sample_rate, clip_seconds=clip_seconds))
+    if not _converted(out):
+        print(convert_folder(source, out, sample_rate=sample_rate, clip_seconds=clip_seconds))
     return out

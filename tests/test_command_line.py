@@ -1,8 +1,10 @@
 """course_lib.command_line: the summary on stdout and 0, or one ``error:`` line and 2."""
 
+import argparse
+
 import pytest
 
-from course_lib.command_line import EXPECTED_ERRORS, run_command
+from course_lib.command_line import EXPECTED_ERRORS, keyword_arguments, run_command
 
 
 def raising(error: BaseException):
@@ -48,3 +50,9 @@ def test_an_unexpected_error_propagates(capsys, error):
     with pytest.raises(type(error)):
         run_command(raising(error))
     assert capsys.readouterr().err == ""
+
+
+def test_keyword_arguments_are_the_options_without_the_subcommand():
+    args = argparse.Namespace(command="generate", wav_out_path="a.wav", clips=2)
+    assert keyword_arguments(args) == {"wav_out_path": "a.wav", "clips": 2}
+    assert keyword_arguments(argparse.Namespace(input_path="in.wav")) == {"input_path": "in.wav"}

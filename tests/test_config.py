@@ -1,6 +1,8 @@
 """course_lib.config: mode, folders, seeds, presets and the strategy."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,8 +33,35 @@ def test_data_dir_override_and_quick_subfolder(monkeypatch, tmp_path):
     assert config.data_dir() == tmp_path / "quick"
     folder = config.checkpoint_dir("judge_sc09")
     assert folder == tmp_path / "quick" / "checkpoints" / "judge_sc09" and folder.is_dir()
+    assert config.checkpoint_root() == folder.parent
     with pytest.raises(ValueError, match="plain folder name"):
         config.checkpoint_dir("../escape")
+
+
+def test_tpu_runtime_and_download_mirror_come_from_the_environment(monkeypatch):
+    for name in ("COLAB_TPU_ADDR", "TPU_NAME", "COURSE_DOWNLOAD_MIRROR"):
+        monkeypatch.delenv(name, raising=False)
+    assert not config.on_tpu() and config.download_mirror() is None
+    monkeypatch.setenv("TPU_NAME", "local")
+    monkeypatch.setenv("COURSE_DOWNLOAD_MIRROR", "http://mirror.school/data/")
+    assert config.on_tpu() and config.download_mirror() == "http://mirror.school/data/"
+    monkeypatch.setenv("COURSE_DOWNLOAD_MIRROR", "")
+    assert config.download_mirror() is None
+
+
+def test_only_config_reads_the_environment():
+    """Settings are read in ``config`` and passed down: no other module of the kit looks
+    at ``os.environ`` (``course_lib/__init__`` only sets TensorFlow's variables)."""
+    root = Path(config.__file__).resolve().parent.parent
+    readers = [
+        str(path.relative_to(root))
+        for folder in ("course_lib", "data_prep")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "config.py"
+        and re.search(r"os\.environ(?!\.setdefault)|os\.getenv", path.read_text())
+    ]
+    # espeak.py hands the whole environment to the eSpeak NG subprocess it starts.
+    assert readers == ["data_prep/espeak.py"], readers
 
 
 def test_colab_detection(monkeypatch):
@@ -144,8 +173,8 @@ def test_tag_changes_with_every_training_field_nested_ones_included(changes):
 
 
 def _real_configs():
-    from course_lib.classifier import JudgeConfig
     from course_lib.diffusion import DiffusionConfig
+    from course_lib.judge import JudgeConfig
     from course_lib.vae import VAEConfig
     from course_lib.vq import VQConfig
     from course_lib.wavenet import WaveNetConfig

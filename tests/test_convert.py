@@ -23,6 +23,7 @@ from data_prep import convert
 from data_prep.__main__ import main as data_prep_main
 from data_prep.fixtures import make_fixtures
 from data_prep.folder import convert_folder
+from data_prep.nsynth import convert_nsynth
 from data_prep.speech_commands import SC09_WORDS, convert_speech_commands
 
 SPEAKERS = 16
@@ -417,3 +418,22 @@ def _records(path: Path):
     import tensorflow as tf
 
     return tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
+
+
+@pytest.mark.parametrize(
+    ("argv", "function"),
+    [
+        (["fixtures", "--out", "x"], make_fixtures),
+        (["speech-commands", "--source", "s", "--out", "x"], convert_speech_commands),
+        (["nsynth", "--source", "s", "--out", "x"], convert_nsynth),
+        (["folder", "--source", "s", "--out", "x"], convert_folder),
+    ],
+)
+def test_each_commands_options_are_its_functions_arguments(argv, function):
+    import inspect
+
+    from course_lib.command_line import keyword_arguments
+    from data_prep.__main__ import build_parser
+
+    options = keyword_arguments(build_parser().parse_args(argv))
+    inspect.signature(function).bind(**options)  # a TypeError if a name differs

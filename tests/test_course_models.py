@@ -11,9 +11,10 @@ from data_prep import prepare
 
 
 @pytest.fixture
-def data_dir(tmp_path, monkeypatch):
+def checkpoint_root(tmp_path, monkeypatch):
+    """The checkpoint folder a notebook passes, in a data folder of this test's own."""
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    return tmp_path
+    return config.checkpoint_root()
 
 
 class CountEpochs(keras.callbacks.Callback):
@@ -25,19 +26,19 @@ class CountEpochs(keras.callbacks.Callback):
         self.epochs += 1
 
 
-def test_diffusion_trains_once_then_restores_the_same_weights(data_dir):
+def test_diffusion_trains_once_then_restores_the_same_weights(checkpoint_root):
     from course_lib.diffusion import DiffusionConfig
 
     cfg = DiffusionConfig.quick().replace(epochs=1, residual_layers=2, dilation_cycle=2)
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
-    first = course_models.diffusion(folder, cfg, verbose=0)
+    first = course_models.diffusion(folder, cfg, checkpoint_root, verbose=0)
     assert len(first.history["loss"]) == 1
-    assert first.folder == config.checkpoint_dir(course_models.DIFFUSION_FOLDER) / cfg.tag()
+    assert first.folder == config.checkpoint_dir("diffusion_sc09") / cfg.tag()  # notebook 03's
     assert (first.folder / training.ENERGY_NAME).is_file()
     assert first.training_energy.seconds > 0
 
     counter = CountEpochs()
-    again = course_models.diffusion(folder, cfg, [counter], verbose=0)
+    again = course_models.diffusion(folder, cfg, checkpoint_root, [counter], verbose=0)
     assert counter.epochs == 0 and again.history == first.history
     assert again.training_energy == first.training_energy  # nothing new was added
     clips = first.model.generate(2, steps=3, label=[0, 1], seed=4, progress=False)
@@ -48,7 +49,7 @@ def test_diffusion_trains_once_then_restores_the_same_weights(data_dir):
     # Other sampling and scoring settings restore the same training.
     sampling = cfg.replace(guidance=4.0, ddim_steps=5, sampler="ddpm", eta=0.5, score_clips=3)
     counter = CountEpochs()
-    restored = course_models.diffusion(folder, sampling, [counter], verbose=0)
+    restored = course_models.diffusion(folder, sampling, checkpoint_root, [counter], verbose=0)
     assert restored.folder == first.folder and counter.epochs == 0
     assert restored.history == first.history and len(restored.history["loss"]) == 1
     assert restored.training_energy == first.training_energy
@@ -57,7 +58,7 @@ def test_diffusion_trains_once_then_restores_the_same_weights(data_dir):
     # Another optimiser setting trains a new model in a new folder.
     counter = CountEpochs()
     retrained = course_models.diffusion(
-        folder, cfg.replace(learning_rate=3e-3), [counter], verbose=0
+        folder, cfg.replace(learning_rate=3e-3), checkpoint_root, [counter], verbose=0
     )
     assert retrained.folder != first.folder and retrained.folder.parent == first.folder.parent
     assert counter.epochs == 1 and len(retrained.history["loss"]) == 1
@@ -71,36 +72,36 @@ def _assert_same_weights(model, other):
         np.testing.assert_array_equal(weight, expected)
 
 
-def test_vq_vae_with_prior_generates_clips_of_the_dataset_length(data_dir):
+def test_vq_vae_with_prior_generates_clips_of_the_dataset_length(checkpoint_root):
     from course_lib.vq import VQConfig
 
     folder = prepare.speech_commands_tfrecords(8000, "sc09")
     cfg = VQConfig.quick().replace(dataset="speech", clip_seconds=1.0, epochs=1)
-    trained = course_models.vq_vae_with_prior(folder, cfg, verbose=0)
+    trained = course_models.vq_vae_with_prior(folder, cfg, checkpoint_root, verbose=0)
     assert trained.extras["code_shape"] == (8, 16)
     clips = course_models.sample_vq_sounds(trained, 3, seed=1, sweeps=1)
     assert clips.shape == (3, 8000) and np.isfinite(clips).all()
     assert not np.allclose(clips[0], clips[1])
     wrong_rate = prepare.speech_commands_tfrecords(4000, "sc09")
     with pytest.raises(ValueError, match="holds 4000 Hz audio but the VQ config expects 8000"):
-        course_models.vq_vae_with_prior(wrong_rate, cfg)
+        course_models.vq_vae_with_prior(wrong_rate, cfg, checkpoint_root)
 
 
-def test_wavenet_trains_with_its_command_line_once(data_dir, tmp_path):
+def test_wavenet_trains_with_its_command_line_once(checkpoint_root, tmp_path):
     from course_lib.wavenet import WaveNetConfig, checkpoints
 
     cfg = WaveNetConfig.quick().replace(steps=4, checkpoint_every=2)
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
-    first = course_models.wavenet(folder, cfg, logdir=tmp_path / "logdir")
+    first = course_models.wavenet(folder, cfg, checkpoint_root, logdir=tmp_path / "logdir")
     assert first.history["step"] == [2, 4] and first.model.num_classes == 10
     assert first.training_energy.seconds > 0  # logged in the log directory
     assert training.read_energy(tmp_path / "logdir") == first.training_energy
-    again = course_models.wavenet(folder, cfg, logdir=tmp_path / "logdir")
+    again = course_models.wavenet(folder, cfg, checkpoint_root, logdir=tmp_path / "logdir")
     assert checkpoints.read_losses(tmp_path / "logdir")["step"] == [2, 4]  # not trained again
     assert again.training_energy == first.training_energy
 
 
-def test_wavenet_folder_is_keyed_on_the_training_settings_of_the_whole_config(data_dir):
+def test_wavenet_folder_is_keyed_on_the_training_settings_of_the_whole_config(checkpoint_root):
     from course_lib.wavenet import WaveNetConfig, checkpoints
     from course_lib.wavenet.logdir import read_logdir
 
@@ -115,14 +116,14 @@ def test_wavenet_folder_is_keyed_on_the_training_settings_of_the_whole_config(da
         checkpoint_every=2,
     )
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
-    first = course_models.wavenet(folder, cfg)
-    assert first.folder == config.checkpoint_dir("wavenet_sc09") / cfg.tag()
+    first = course_models.wavenet(folder, cfg, checkpoint_root)
+    assert first.folder == config.checkpoint_dir("wavenet_sc09") / cfg.tag()  # notebook 06's
     assert read_logdir(first.folder)["config"] == cfg  # every setting trained, not the preset's
     assert first.model.receptive_field == cfg.receptive_field
 
     # Other sampling and scoring settings restore the same checkpoint, untrained.
     sampling = cfg.replace(temperature=0.5, generate_seconds=0.1, score_clips=2)
-    restored = course_models.wavenet(folder, sampling)
+    restored = course_models.wavenet(folder, sampling, checkpoint_root)
     assert restored.folder == first.folder and restored.history == first.history
     assert checkpoints.read_losses(first.folder)["step"] == [2]  # no new steps
     assert restored.training_energy == first.training_energy
@@ -130,10 +131,10 @@ def test_wavenet_folder_is_keyed_on_the_training_settings_of_the_whole_config(da
 
     # Another architecture trains a new model in a new folder.
     wider = cfg.replace(residual_channels=12)
-    retrained = course_models.wavenet(folder, wider)
+    retrained = course_models.wavenet(folder, wider, checkpoint_root)
     assert retrained.folder != first.folder and retrained.folder.parent == first.folder.parent
     assert read_logdir(retrained.folder)["config"].residual_channels == 12
     assert retrained.model.count_params() > first.model.count_params()
     assert checkpoints.read_losses(first.folder)["step"] == [2]
     with pytest.raises(ValueError, match="trained with other settings"):
-        course_models.wavenet(folder, wider, logdir=first.folder)
+        course_models.wavenet(folder, wider, checkpoint_root, logdir=first.folder)

@@ -148,6 +148,18 @@ def test_the_library_function_raises_the_command_lines_errors(effect_dir, input_
     assert not output.exists()
 
 
+def test_the_options_are_inpaint_files_arguments():
+    import inspect
+
+    from course_lib.command_line import keyword_arguments
+    from course_lib.inpainting.__main__ import build_parser
+
+    argv = ["--input", "a.wav", "--output", "b.wav", "--time", "0:1", "--freq", "0:100"]
+    options = keyword_arguments(build_parser().parse_args(argv))
+    assert set(options) == set(inspect.signature(effect.inpaint_file).parameters)
+    assert options["time_range"] == (0.0, 1.0) and options["freq_range"] == (0.0, 100.0)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from course_lib import accelerator, classifier, vae, vq, wavenet
+from course_lib import accelerator, vae, vq, wavenet
+from course_lib import judge as judging
 from course_lib.diffusion import DiffusionConfig, build_diffusion_model
 from course_lib.vae.model import initial_loss_scale
 
@@ -104,12 +105,12 @@ def _check(runs, outputs_of, rtol: float) -> None:
 
 
 def test_judge_trains_in_mixed_precision():
-    cfg = classifier.JudgeConfig.quick()
+    cfg = judging.JudgeConfig.quick()
     clip_samples = 4000  # 0.25 s at 16 kHz: 23 log-mel frames
     audio, labels = _tones(4, clip_samples, cfg.sample_rate), np.array([0, 1, 2, 0])
 
     def build():
-        model = classifier.build_judge_model(clip_samples, 3, cfg)
+        model = judging.build_judge_model(clip_samples, 3, cfg)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -120,9 +121,9 @@ def test_judge_trains_in_mixed_precision():
     runs = _train_in_both_precisions(build, audio, labels)
     _check(runs, lambda model: model(audio), RTOL["judge"])
     model = runs["mixed_float16"][0]
-    for name in ("log_mel", "input_norm", classifier.EMBEDDING_LAYER, "logits"):
+    for name in ("log_mel", "input_norm", judging.EMBEDDING_LAYER, "logits"):
         assert model.get_layer(name).compute_dtype == "float32"
-    judge = classifier.Judge(model, ["a", "b", "c"], cfg.sample_rate)
+    judge = judging.Judge(model, ["a", "b", "c"], cfg.sample_rate)
     embeddings, probabilities = judge.features(audio[..., 0])
     assert embeddings.dtype == np.float32 and probabilities.dtype == np.float32
 
@@ -178,7 +179,7 @@ def test_vq_vae_trains_in_mixed_precision(tmp_path):
     images = rng.uniform(0, 1, (4, 32, 32, 1)).astype(np.float32) ** 3  # mostly dark
 
     def build():
-        return vq.build_vq_vae((32, 32), cfg, jit_compile=False)
+        return vq.build_vq_vae(cfg, (32, 32), jit_compile=False)
 
     runs = _train_in_both_precisions(build, images)
     _check(runs, lambda model: model(images), RTOL["vq"])

@@ -143,3 +143,58 @@ def test_training_is_shown_with_a_resumable_fit_in_the_folder_notebook_07_restor
     assert "training.log_energy(" in fits[0], f"{path.name}: the training's energy is logged"
     folder = f'config.checkpoint_dir("{getattr(course_models, folder_constant)}") / cfg.tag()'
     assert any(folder in source for source in code), f"{path.name}: trains in {folder}"
+
+
+MODULE_MAP = "## The library behind this notebook"
+
+
+def _imported_units(path) -> set[str]:
+    """The library modules and packages a notebook's code imports, as repository paths
+    (``course_lib/audio.py``, ``course_lib/wavenet/``, ``data_prep/prepare.py``)."""
+    import ast
+
+    units = set()
+    for cell in _cells(path):
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            parts = node.module.split(".")
+            if parts[0] not in ("course_lib", "data_prep"):
+                continue
+            names = [parts[1]] if len(parts) > 1 else [alias.name for alias in node.names]
+            for name in names:
+                unit = ROOT / parts[0] / name
+                units.add(f"{parts[0]}/{name}/" if unit.is_dir() else f"{parts[0]}/{name}.py")
+    return units
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_ends_with_a_map_of_exactly_the_modules_it_imports(path):
+    last = _cells(path)[-1]
+    assert last.cell_type == "markdown" and last.source.startswith(MODULE_MAP)
+    mapped = re.findall(r"^\| `([^`]+)` \|", last.source, re.MULTILINE)
+    assert len(mapped) == len(set(mapped)), "a module listed twice"
+    assert set(mapped) == _imported_units(path)
+    for unit in mapped:
+        assert (ROOT / unit).exists(), unit
+
+
+def test_readme_layout_maps_every_notebook_to_its_modules_and_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    for path in NOTEBOOKS:
+        row = re.search(rf"^\| {path.name[:2]} \| (.+) \|$", layout, re.MULTILINE)
+        assert row, f"no layout row for {path.name}"
+        assert set(re.findall(r"`([^`]+)`", row.group(1))) == _imported_units(path)
+    tree = layout[: layout.index("```", layout.index("```") + 3)]
+    library = ROOT / "course_lib"
+    modules = sorted(
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in library.iterdir()
+        if (entry.suffix == ".py" and entry.name != "__init__.py")
+        or (entry.is_dir() and (entry / "__init__.py").is_file())
+    )
+    missing = [module for module in modules if module not in tree]
+    assert not missing, f"README layout leaves out {missing}"

@@ -1,21 +1,19 @@
 """``import course_lib`` sets TensorFlow's environment before TensorFlow starts."""
 
 import os
-import re
 import subprocess
 import sys
 from importlib.metadata import version
 
 import pytest
 
+from course_tools.executed_notebooks import CPP_LOG_LINE
+
 # TensorFlow 2.21 writes its first log lines through absl before it reads
 # TF_CPP_MIN_LOG_LEVEL ("All log messages before absl::InitializeLog() is called are
 # written to STDERR"); Colab's 2.20, where students run the notebooks, honours it.
 TF_VERSION = tuple(int(part) for part in version("tensorflow").split(".")[:2])
 
-# A TensorFlow C++ log line: "2026-11-30 08:42:11.548317: E external/...cc:51] ..." or
-# absl's "E0000 00:00:... file.cc:51] ...".
-CPP_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d [\d:.]+: )?[IWEF]\d{0,4}[ \d:.]*\S+\.cc:\d+\]", re.M)
 
 TOUCH_TENSORFLOW = """
 import course_lib

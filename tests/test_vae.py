@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from course_lib import classifier, data, metrics, vae
+from course_lib import config, data, metrics, vae
+from course_lib import judge as judging
 from data_prep import prepare
 
 CFG = vae.VAEConfig.quick()
@@ -121,8 +122,11 @@ def test_a_saved_vae_reloads_with_identical_outputs(trained, tmp_path):
 
 def test_trained_vae_scores_a_lower_fid_than_an_untrained_one(trained, digits):
     model, _, _ = trained
-    judge = classifier.load_or_train_judge(
-        prepare.speech_commands_tfrecords(16000, "sc09"), verbose=0
+    judge = judging.load_or_train_judge(
+        prepare.speech_commands_tfrecords(16000, "sc09"),
+        judging.JudgeConfig.quick(),
+        config.checkpoint_dir("judge"),
+        verbose=0,
     )
     test = judge.embed(judge.conform(data.read_arrays(digits, "test")[0], RATE))
     untrained = vae.build_vae(RATE, CFG)

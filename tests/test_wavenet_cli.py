@@ -42,6 +42,7 @@ def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_pat
     assert main([*common, "--steps", "4", "--checkpoint-every", "2", "--batch-size", "2"]) == 0
     first = capsys.readouterr().out
     assert "4 clips" in first and "step 2:" in first and "step 4:" in first
+    assert "trained steps 0 -> 4 in" in first and f"checkpoint {logdir / 'model.keras'}" in first
     saved = json.loads((logdir / "wavenet_config.json").read_text())
     assert saved["label_names"] == ["high", "low"]
     assert saved["config"]["batch_size"] == 2 and saved["config"]["sample_rate"] == 4000
@@ -124,10 +125,10 @@ def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_pat
     assert error == ["error: unknown label 'maybe'; this model knows: high, low."]
 
 
-def test_train_into_logdir_trains_every_setting_of_the_given_config(word_folder, tmp_path, capsys):
+def test_train_wavenet_trains_every_setting_of_the_given_config(word_folder, tmp_path, capsys):
     from course_lib import training
     from course_lib.wavenet import WaveNetConfig
-    from course_lib.wavenet.logdir import read_logdir, train_into_logdir
+    from course_lib.wavenet.logdir import read_logdir, train_wavenet
 
     cfg = WaveNetConfig.quick().replace(
         dilations=(1, 2),
@@ -141,14 +142,31 @@ def test_train_into_logdir_trains_every_setting_of_the_given_config(word_folder,
         temperature=0.5,
     )
     logdir = tmp_path / "logdir"
-    report = train_into_logdir(cfg, word_folder, logdir)
-    assert "trained steps 0 -> 2" in report and "4 clips" in capsys.readouterr().out
+    trained = train_wavenet(cfg, word_folder, logdir)
+    assert trained.extras["start_step"] == 0 and trained.history["step"] == [2]
+    assert "4 clips" in capsys.readouterr().out
     assert read_logdir(logdir)["config"] == cfg and _steps_in(logdir) == 2
     assert checkpoints.load_checkpoint(logdir).receptive_field == cfg.receptive_field
     energy_bill = training.read_energy(logdir)  # the session that trained was measured
     assert energy_bill.seconds > 0
-    assert "already trained to step 2" in train_into_logdir(cfg, word_folder, logdir)
+    assert train_wavenet(cfg, word_folder, logdir).extras["start_step"] == 2
     assert training.read_energy(logdir) == energy_bill  # a restore adds nothing
+
+    # The command line restores the saved settings and says there is nothing to do.
+    assert main(["train", "--data-dir", str(word_folder), "--logdir", str(logdir)]) == 0
+    assert "already trained to step 2 (steps 2); nothing to do." in capsys.readouterr().out
+
+
+def test_the_generate_options_are_generate_into_wavs_arguments(tmp_path):
+    import inspect
+
+    from course_lib.command_line import keyword_arguments
+    from course_lib.wavenet.__main__ import build_parser
+    from course_lib.wavenet.logdir import generate_into_wav
+
+    argv = ["generate", "--logdir", str(tmp_path), "--samples", "5", "--wav-out-path", "a.wav"]
+    options = keyword_arguments(build_parser().parse_args(argv))
+    assert set(options) == set(inspect.signature(generate_into_wav).parameters)
 
 
 def test_train_on_a_converted_dataset(tmp_path, capsys):

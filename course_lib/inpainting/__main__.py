@@ -6,8 +6,8 @@
 
 ``--time`` is in seconds and ``--freq`` in Hz; ``--model`` is an effect folder (default:
 the notebook's ``checkpoints/vq_inpainting``). The command line only parses its arguments
-and calls :func:`course_lib.inpainting.effect.inpaint_file`, which does the work and
-describes the effect folder.
+(named after :func:`course_lib.inpainting.effect.inpaint_file`'s) and calls that
+function, which does the work and describes the effect folder.
 
 A bad argument prints one ``error:`` line and exits 2. TensorFlow is imported only once
 the arguments, the input file and the effect folder have been checked.
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from course_lib.command_line import run_command
+from course_lib.command_line import keyword_arguments, run_command
 from course_lib.inpainting.effect import inpaint_file
 
 
@@ -51,24 +51,31 @@ def parse_range(text: str, unit: str) -> tuple[float, float]:
     return start, stop
 
 
+def _seconds(text: str) -> tuple[float, float]:
+    return parse_range(text, "seconds")
+
+
+def _hertz(text: str) -> tuple[float, float]:
+    return parse_range(text, "Hz")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="python -m course_lib.inpainting",
         description="Resample a time-frequency region of a sound with a VQ-VAE and Naive Bayes.",
     )
-    parser.add_argument("--input", type=Path, required=True, help="the sound to transform")
-    parser.add_argument("--output", type=Path, required=True, help="the WAV file to write")
+    # Each option's dest is the name of the inpaint_file argument it gives.
     parser.add_argument(
-        "--time",
-        type=lambda text: parse_range(text, "seconds"),
-        required=True,
-        help="START:STOP in seconds",
+        "--input", dest="input_path", type=Path, required=True, help="the sound to transform"
     )
     parser.add_argument(
-        "--freq",
-        type=lambda text: parse_range(text, "Hz"),
-        required=True,
-        help="LOW:HIGH in Hz",
+        "--output", dest="output_path", type=Path, required=True, help="the WAV file to write"
+    )
+    parser.add_argument(
+        "--time", dest="time_range", type=_seconds, required=True, help="START:STOP in seconds"
+    )
+    parser.add_argument(
+        "--freq", dest="freq_range", type=_hertz, required=True, help="LOW:HIGH in Hz"
     )
     parser.add_argument(
         "--model", type=Path, default=None, help="effect folder (default: the notebook's)"
@@ -86,19 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse the arguments, call ``inpaint_file``, print its summary
     (or one ``error:`` line and return 2)."""
     args = build_parser().parse_args(argv)
-    return run_command(
-        lambda: inpaint_file(
-            args.input,
-            args.output,
-            args.time,
-            args.freq,
-            model=args.model,
-            temperature=args.temperature,
-            sweeps=args.sweeps,
-            seed=args.seed,
-            iterations=args.iterations,
-        )
-    )
+    return run_command(lambda: inpaint_file(**keyword_arguments(args)))
 
 
 if __name__ == "__main__":

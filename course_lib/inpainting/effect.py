@@ -220,7 +220,8 @@ def inpaint_audio(
 
 @dataclasses.dataclass
 class Effect:
-    """A loaded effect: the models, the spectrogram settings and default sampling."""
+    """A loaded effect: the models, the spectrogram settings and default sampling (these
+    defaults are also :func:`save_effect`'s)."""
 
     vq_model: Any  # a course_lib.vq.VQVAE
     naive_bayes: CodeNaiveBayes
@@ -235,9 +236,9 @@ def save_effect(
     vq_model,
     naive_bayes: CodeNaiveBayes,
     spec: SpectrogramSpec,
-    sweeps: int = 4,
-    temperature: float = 1.0,
-    griffin_lim_iterations: int = 32,
+    sweeps: int = Effect.sweeps,
+    temperature: float = Effect.temperature,
+    griffin_lim_iterations: int = Effect.griffin_lim_iterations,
 ) -> Path:
     """Write a trained VQ-VAE, its fitted Naive Bayes model and the settings to ``folder``.
 
@@ -322,9 +323,11 @@ def load_effect(folder: str | Path) -> Effect:
         vq_model=vq_model,
         naive_bayes=CodeNaiveBayes.load(folder / NAIVE_BAYES_NAME),
         spec=SpectrogramSpec(**settings["spectrogram"]),
-        sweeps=int(settings.get("sweeps", 4)),
-        temperature=float(settings.get("temperature", 1.0)),
-        griffin_lim_iterations=int(settings.get("griffin_lim_iterations", 32)),
+        sweeps=int(settings.get("sweeps", Effect.sweeps)),
+        temperature=float(settings.get("temperature", Effect.temperature)),
+        griffin_lim_iterations=int(
+            settings.get("griffin_lim_iterations", Effect.griffin_lim_iterations)
+        ),
     )
 
 

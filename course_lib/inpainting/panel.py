@@ -21,6 +21,28 @@ from course_lib.inpainting.algorithm import CodeNaiveBayes
 from course_lib.inpainting.effect import InpaintingResult, code_region, inpaint_audio
 
 
+def _range_slider(
+    description: str,
+    value: tuple[float, float],
+    maximum: float,
+    code_size: float,
+    readout_format: str,
+):
+    """An ``ipywidgets.FloatRangeSlider`` over ``[0, maximum]`` in steps of half a code
+    (``code_size``: the seconds or Hz one code covers) that reports only when released."""
+    import ipywidgets as widgets
+
+    return widgets.FloatRangeSlider(
+        value=value,
+        min=0.0,
+        max=maximum,
+        step=code_size / 2,
+        description=description,
+        readout_format=readout_format,
+        continuous_update=False,
+    )
+
+
 class InpaintingPanel:
     """Sliders, a button and plots around :func:`~course_lib.inpainting.effect.inpaint_audio`.
 
@@ -74,23 +96,11 @@ class InpaintingPanel:
         code_seconds = factor * spec.frame_step / spec.sample_rate
         code_hertz = factor * spec.sample_rate / spec.frame_length
 
-        self.time_slider = widgets.FloatRangeSlider(
-            value=(0.25 * duration, 0.5 * duration),
-            min=0.0,
-            max=duration,
-            step=code_seconds / 2,
-            description="time (s)",
-            readout_format=".2f",
-            continuous_update=False,
+        self.time_slider = _range_slider(
+            "time (s)", (0.25 * duration, 0.5 * duration), duration, code_seconds, ".2f"
         )
-        self.freq_slider = widgets.FloatRangeSlider(
-            value=(0.0, nyquist / 4),
-            min=0.0,
-            max=nyquist,
-            step=code_hertz / 2,
-            description="freq (Hz)",
-            readout_format=".0f",
-            continuous_update=False,
+        self.freq_slider = _range_slider(
+            "freq (Hz)", (0.0, nyquist / 4), nyquist, code_hertz, ".0f"
         )
         self.temperature_slider = widgets.FloatSlider(
             value=temperature, min=0.0, max=3.0, step=0.1, description="temperature"

@@ -372,7 +372,7 @@ class WaveformVAE(AudioVAE):
 
 def build_vae(
     clip_samples: int,
-    cfg: VAEConfig | None = None,
+    cfg: VAEConfig,
     jit_compile: bool | str = "auto",
     waveform: bool = False,
     **changes,
@@ -380,7 +380,7 @@ def build_vae(
     """A compiled :class:`SpectrogramVAE` (or, with ``waveform=True``, a
     :class:`WaveformVAE`) with ``cfg``'s settings (``changes`` override them, e.g.
     ``beta=4.0``). Call it inside ``course_lib.config.strategy().scope()``."""
-    cfg = (cfg or VAEConfig.for_mode()).replace(**changes)
+    cfg = cfg.replace(**changes)
     representation = (
         {} if waveform else {"frame_length": cfg.frame_length, "frame_step": cfg.frame_step}
     )

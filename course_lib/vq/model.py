@@ -320,8 +320,9 @@ class VQVAE(keras.Model):
 
 
 def build_vq_vae(
+    cfg: VQConfig,
     image_shape: Sequence[int] | None = None,
-    cfg: VQConfig | None = None,
+    *,
     digits: bool = False,
     jit_compile: bool | str = "auto",
     **changes,
@@ -332,11 +333,11 @@ def build_vq_vae(
     Args:
         image_shape: ``(H, W)``; default: the config's spectrogram shape, or 32 x 32 with
             ``digits=True``.
-        cfg: the settings (default: ``VQConfig.for_mode()``).
+        cfg: the settings.
         digits: use the digits prototype's widths and codebook.
         jit_compile: passed to ``compile``.
     """
-    cfg = (cfg or VQConfig.for_mode()).replace(**changes)
+    cfg = cfg.replace(**changes)
     if digits:
         widths, codebook_size, code_dim = (
             cfg.digit_widths,

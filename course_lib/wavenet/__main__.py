@@ -13,23 +13,39 @@ directory holds ``wavenet_config.json`` (settings, sample rate, label names) and
 ``model.keras``, the last checkpoint with its optimizer state: training again resumes
 from it, and the step counter continues. Errors print one ``error:`` line, exit 2.
 
-The command line only parses its options; the work is done by
-:func:`course_lib.wavenet.logdir.train_into_logdir` (given the preset with the options'
+The command line only parses its options and prints a summary line; the work is done by
+:func:`course_lib.wavenet.logdir.train_wavenet` (given the preset with the options'
 changes, or the restored checkpoint's settings) and
-:func:`course_lib.wavenet.logdir.generate_into_wav`.
+:func:`course_lib.wavenet.logdir.generate_into_wav` (whose arguments the ``generate``
+options are named after).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from course_lib.command_line import run_command
+from course_lib.command_line import keyword_arguments, run_command
 from course_lib.wavenet.files import CHECKPOINT_NAME
-from course_lib.wavenet.logdir import generate_into_wav, read_logdir, train_into_logdir
+from course_lib.wavenet.logdir import generate_into_wav, read_logdir, train_wavenet
 from course_lib.wavenet.settings import WaveNetConfig
+
+SETTING_OPTIONS = {
+    "steps": (int, "train until this step"),
+    "checkpoint_every": (int, "save a checkpoint every N steps"),
+    "batch_size": (int, "crops per training step"),
+    "learning_rate": (float, "the optimizer's learning rate"),
+}
+"""``train``'s options that change one setting of the config (``--checkpoint-every`` sets
+``checkpoint_every``): setting name -> (type, help). Each must be positive."""
+
+
+def _option(setting: str) -> str:
+    """The option of a setting: ``checkpoint_every`` -> ``--checkpoint-every``."""
+    return "--" + setting.replace("_", "-")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,18 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="resample audio to this rate (default: the preset's)",
     )
-    train.add_argument("--steps", type=int, default=None, help="train until this step")
-    train.add_argument(
-        "--checkpoint-every", type=int, default=None, help="save a checkpoint every N steps"
-    )
     train.add_argument(
         "--restore-from",
         type=Path,
         default=None,
         help="log directory to start from (default: --logdir if it has one)",
     )
-    train.add_argument("--batch-size", type=int, default=None)
-    train.add_argument("--learning-rate", type=float, default=None)
+    for name, (kind, description) in SETTING_OPTIONS.items():
+        train.add_argument(_option(name), type=kind, default=None, help=description)
     train.add_argument(
         "--quick", action="store_true", help="the tiny quick preset (default: COURSE_MODE's preset)"
     )
@@ -111,24 +123,22 @@ def _training_setup(args):
         label_names = None
         if args.sample_rate:
             config = config.replace(sample_rate=args.sample_rate)
-    changes = {
-        "steps": args.steps,
-        "checkpoint_every": args.checkpoint_every,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-    }
+    changes = {name: getattr(args, name) for name in SETTING_OPTIONS}
     for name, value in changes.items():
         if value is not None and value <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
+            raise ValueError(f"{_option(name)} must be positive, got {value}.")
     config = config.replace(**{name: value for name, value in changes.items() if value is not None})
     return config, label_names, restore_dir
 
 
 def train(args) -> str:
     """The ``train`` command: the preset (or the restored checkpoint's settings) with the
-    options' changes."""
+    options' changes; returns a summary line."""
+    from course_lib.wavenet import checkpoints
+
     config, _, restore_dir = _training_setup(args)
-    return train_into_logdir(
+    started = time.perf_counter()
+    trained = train_wavenet(
         config,
         args.data_dir,
         args.logdir,
@@ -136,21 +146,18 @@ def train(args) -> str:
         seed=args.seed,
         sample_rate=args.sample_rate,
     )
+    start_step = trained.extras["start_step"]
+    if start_step >= config.steps:
+        return f"already trained to step {start_step} (steps {config.steps}); nothing to do."
+    return (
+        f"trained steps {start_step} -> {checkpoints.trained_steps(trained.model)} in "
+        f"{time.perf_counter() - started:.1f} s; checkpoint {args.logdir / CHECKPOINT_NAME}"
+    )
 
 
 def generate(args) -> str:
-    """The ``generate`` command."""
-    return generate_into_wav(
-        args.logdir,
-        args.samples,
-        args.wav_out_path,
-        clips=args.clips,
-        label=args.label,
-        seed_wav=args.seed_wav,
-        temperature=args.temperature,
-        seed=args.seed,
-        method=args.method,
-    )
+    """The ``generate`` command: its options are :func:`generate_into_wav`'s arguments."""
+    return generate_into_wav(**keyword_arguments(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,11 +11,12 @@ the checkpoint, and the step counter continues.
 - :func:`train_wavenet`: train a :class:`WaveNetConfig` on a folder of audio files or a
   converted dataset up to ``config.steps``, with a checkpoint every
   ``config.checkpoint_every`` steps (``course_lib.training.train_or_restore``, which also
-  logs the energy); :func:`train_into_logdir` runs it and returns a summary line;
+  logs the energy);
 - :func:`generate_into_wav`: generate clips from a trained log directory into WAV files;
 - :func:`read_logdir`, :func:`write_logdir_config`: the saved settings.
 
-``python -m course_lib.wavenet train|generate`` parses its options and calls these.
+``python -m course_lib.wavenet train|generate`` parses its options, calls
+:func:`train_wavenet` or :func:`generate_into_wav`, and prints a summary line.
 Keras and TensorFlow are imported only once the data and the settings are checked, so a
 mistake costs one line and no TensorFlow start-up.
 
@@ -201,37 +202,6 @@ def train_wavenet(
     )
 
 
-def train_into_logdir(
-    config: WaveNetConfig,
-    data_dir: str | Path,
-    logdir: str | Path,
-    *,
-    restore_from: str | Path | None = None,
-    seed: int = 0,
-    sample_rate: int | None = None,
-) -> str:
-    """:func:`train_wavenet`, returning a summary line (the command line prints it)."""
-    from course_lib.wavenet import checkpoints
-
-    started = time.perf_counter()
-    trained = train_wavenet(
-        config,
-        data_dir,
-        logdir,
-        restore_from=restore_from,
-        seed=seed,
-        sample_rate=sample_rate,
-    )
-    start_step = trained.extras["start_step"]
-    final_step = checkpoints.trained_steps(trained.model)
-    if start_step >= config.steps:
-        return f"already trained to step {start_step} (steps {config.steps}); nothing to do."
-    return (
-        f"trained steps {start_step} -> {final_step} in {time.perf_counter() - started:.1f} s;"
-        f" checkpoint {Path(logdir) / CHECKPOINT_NAME}"
-    )
-
-
 def _training_data(folder: Path, sample_rate: int | None, config, label_names):
     """The checked data source (a corpus or a converted folder), the config with its
     sample rate, the label names and a summary line (``sample_rate``: ``--sample-rate``)."""
@@ -315,7 +285,7 @@ def generate_into_wav(
     ``wav_out_path``; several go to ``<stem>_0.wav``, ``<stem>_1.wav``, ...
 
     Args:
-        logdir: a log directory written by :func:`train_into_logdir`.
+        logdir: a log directory written by :func:`train_wavenet`.
         samples: samples per clip.
         wav_out_path: the WAV file to write.
         clips: clips generated in one batch.

@@ -167,9 +167,7 @@ class JudgeConfig(config.Presets):
         return cls(widths=(16, 32, 64), embedding_dim=64, epochs=25, batch_size=32, score_splits=1)
 
 
-def build_judge_model(
-    clip_samples: int, num_classes: int, cfg: JudgeConfig | None = None
-) -> keras.Model:
+def build_judge_model(clip_samples: int, num_classes: int, cfg: JudgeConfig) -> keras.Model:
     """The classifier: waveform ``[batch, clip_samples, 1]`` to logits ``[batch, classes]``.
 
     The penultimate layer is named ``"embedding"`` (``[batch, cfg.embedding_dim]``).
@@ -179,7 +177,6 @@ def build_judge_model(
     the head (embedding, dropout, logits) stay float32: the logits and the embedding that
     the Inception Score and the Fréchet distance use come out in float32.
     """
-    cfg = cfg or JudgeConfig.for_mode()
     if clip_samples < 1 or num_classes < 2:
         raise ValueError(
             f"need clip_samples >= 1 and at least 2 classes, got {clip_samples} and {num_classes}."
@@ -371,7 +368,7 @@ class Judge:
 
 def train_judge(
     folder: str | Path,
-    cfg: JudgeConfig | None = None,
+    cfg: JudgeConfig,
     strategy: tf.distribute.Strategy | None = None,
     backup_dir: str | Path | None = None,
     steps_per_epoch: int | None = None,
@@ -385,7 +382,7 @@ def train_judge(
 
     Args:
         folder: the converted dataset (``course_lib.data`` layout).
-        cfg: settings (default: the preset for the current mode).
+        cfg: the settings (``JudgeConfig.for_mode()`` in a notebook).
         strategy: a ``tf.distribute`` strategy.
         backup_dir: if given, the training folder of ``course_lib.training.train_or_restore``:
             training state is backed up there every epoch, a rerun after a disconnect
@@ -395,7 +392,6 @@ def train_judge(
         steps_per_epoch: limit each epoch (tests).
         verbose: passed to ``fit``.
     """
-    cfg = cfg or JudgeConfig.for_mode()
     manifest = data.read_manifest(folder)
     if manifest.sample_rate != cfg.sample_rate:
         raise ValueError(
@@ -446,14 +442,14 @@ def train_judge(
 
 def load_or_train_judge(
     folder: str | Path,
-    cfg: JudgeConfig | None = None,
-    cache_dir: str | Path | None = None,
+    cfg: JudgeConfig,
+    cache_dir: str | Path,
     verbose: int | str = "auto",
 ) -> Judge:
     """The judge for a converted dataset: restored from its cache, or trained and cached.
 
-    The cache folder is ``cache_dir`` (default ``config.checkpoint_dir("judge")``, on
-    Google Drive when mounted) / ``<dataset folder name>-<config tag>``, so each dataset
+    The cache folder is ``cache_dir`` (a notebook passes ``config.checkpoint_dir("judge")``,
+    on Google Drive when mounted) / ``<dataset folder name>-<config tag>``, so each dataset
     and each training config has its own judge (``cfg.tag()`` leaves out scoring
     settings such as ``score_splits``). It trains in the cache's ``backup`` folder with
     ``course_lib.training.train_or_restore``, like every model of the course: an
@@ -461,8 +457,7 @@ def load_or_train_judge(
     without training. The judge is also saved there as one file (``judge.keras``, read
     by :meth:`Judge.load`).
     """
-    cfg = cfg or JudgeConfig.for_mode()
-    root = Path(cache_dir) if cache_dir is not None else config.checkpoint_dir("judge")
+    root = Path(cache_dir)
     folder = Path(folder)
     cached = root / f"{folder.name}-{cfg.tag()}"
     judge = train_judge(folder, cfg, backup_dir=cached / "backup", verbose=verbose)

@@ -1,4 +1,4 @@
-"""course_lib.classifier: the log-mel front end, the judge's views, saving, distribution,
+"""course_lib.judge: the log-mel front end, the judge's views, saving, distribution,
 and learning on the spoken-word fixture (L1) with the metrics on real clips (L2)."""
 
 import itertools
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from course_lib import classifier, data, degradations, metrics
+from course_lib import config, data, degradations, metrics
+from course_lib import judge as judging
 from data_prep import prepare
 
 RATE = 16000
@@ -25,7 +26,7 @@ def numpy_log_mel(signal, layer):
 
 
 def test_log_mel_layer_matches_a_numpy_reference():
-    layer = classifier.LogMelSpectrogram(RATE, frame_length=400, frame_step=160, n_mels=40)
+    layer = judging.LogMelSpectrogram(RATE, frame_length=400, frame_step=160, n_mels=40)
     signal = np.random.default_rng(0).uniform(-1, 1, 4000).astype(np.float32)
     output = layer(signal[None, :, None]).numpy()
     assert output.shape == (1, 1 + (4000 - 400) // 160, 40, 1)
@@ -34,7 +35,7 @@ def test_log_mel_layer_matches_a_numpy_reference():
 
 
 def test_log_mel_puts_a_tone_in_the_right_band():
-    layer = classifier.LogMelSpectrogram(RATE, n_mels=40)
+    layer = judging.LogMelSpectrogram(RATE, n_mels=40)
     t = np.arange(RATE) / RATE
     low, high = (np.sin(2 * np.pi * f * t)[None, :, None] for f in (300.0, 5000.0))
     low_band = int(np.argmax(layer(low).numpy()[0, 10, :, 0]))
@@ -45,9 +46,9 @@ def test_log_mel_puts_a_tone_in_the_right_band():
 
 
 def test_judge_views_have_the_documented_shapes_and_check_input():
-    cfg = classifier.JudgeConfig.quick()
-    model = classifier.build_judge_model(RATE, 10, cfg)
-    judge = classifier.Judge(model, [str(i) for i in range(10)], RATE)
+    cfg = judging.JudgeConfig.quick()
+    model = judging.build_judge_model(RATE, 10, cfg)
+    judge = judging.Judge(model, [str(i) for i in range(10)], RATE)
     clips = np.random.default_rng(1).uniform(-0.5, 0.5, (3, RATE)).astype(np.float32)
     assert judge.embed(clips).shape == (3, cfg.embedding_dim)
     probabilities = judge.predict_proba(clips[..., None])
@@ -62,8 +63,8 @@ def test_judge_views_have_the_documented_shapes_and_check_input():
 
 
 def test_conform_resamples_and_fits_clips_to_the_judge():
-    judge = classifier.Judge(
-        classifier.build_judge_model(RATE, 2, classifier.JudgeConfig.quick()), ["a", "b"], RATE
+    judge = judging.Judge(
+        judging.build_judge_model(RATE, 2, judging.JudgeConfig.quick()), ["a", "b"], RATE
     )
     t = np.arange(2000) / 4000
     tone = np.sin(2 * np.pi * 500 * t)[None].astype(np.float32)  # 0.5 s at 4 kHz
@@ -77,17 +78,17 @@ def test_conform_resamples_and_fits_clips_to_the_judge():
 
 
 def test_saved_judge_reloads_with_identical_outputs(tmp_path):
-    cfg = classifier.JudgeConfig.quick()
-    judge = classifier.Judge(
-        classifier.build_judge_model(RATE, 3, cfg), ["a", "b", "c"], RATE, {"loss": [1.0, 0.5]}
+    cfg = judging.JudgeConfig.quick()
+    judge = judging.Judge(
+        judging.build_judge_model(RATE, 3, cfg), ["a", "b", "c"], RATE, {"loss": [1.0, 0.5]}
     )
     clips = np.random.default_rng(2).uniform(-0.5, 0.5, (4, RATE)).astype(np.float32)
     judge.save(tmp_path)
-    loaded = classifier.Judge.load(tmp_path)
+    loaded = judging.Judge.load(tmp_path)
     assert loaded.labels == ["a", "b", "c"] and loaded.history == {"loss": [1.0, 0.5]}
     np.testing.assert_allclose(loaded.embed(clips), judge.embed(clips), atol=1e-5)
     with pytest.raises(FileNotFoundError, match="train a judge first"):
-        classifier.Judge.load(tmp_path / "empty")
+        judging.Judge.load(tmp_path / "empty")
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +98,8 @@ def digits():
 
 
 def test_one_training_step_under_a_mirrored_strategy(digits, two_cpu_strategy):
-    cfg = classifier.JudgeConfig.quick().replace(epochs=1, batch_size=8)
-    judge = classifier.train_judge(
+    cfg = judging.JudgeConfig.quick().replace(epochs=1, batch_size=8)
+    judge = judging.train_judge(
         digits, cfg, strategy=two_cpu_strategy, steps_per_epoch=1, verbose=0
     )
     assert len(judge.history["loss"]) == 1 and np.isfinite(judge.history["loss"][0])
@@ -111,13 +112,15 @@ def test_one_training_step_under_a_mirrored_strategy(digits, two_cpu_strategy):
 
 def test_a_rate_mismatch_is_reported(digits):
     with pytest.raises(ValueError, match="holds 16000 Hz audio but the judge config expects 8000"):
-        classifier.train_judge(digits, classifier.JudgeConfig.quick().replace(sample_rate=8000))
+        judging.train_judge(digits, judging.JudgeConfig.quick().replace(sample_rate=8000))
 
 
 @pytest.fixture(scope="module")
 def judge(digits):
     """The quick judge, trained once and cached where the notebooks look for it."""
-    return classifier.load_or_train_judge(digits, verbose=0)
+    return judging.load_or_train_judge(
+        digits, judging.JudgeConfig.quick(), config.checkpoint_dir("judge"), verbose=0
+    )
 
 
 def test_l1_judge_recognises_unseen_speakers(judge, digits):
@@ -132,7 +135,9 @@ def test_l1_judge_recognises_unseen_speakers(judge, digits):
 
 
 def test_load_or_train_reuses_the_cached_judge(judge, digits):
-    again = classifier.load_or_train_judge(digits)
+    again = judging.load_or_train_judge(
+        digits, judging.JudgeConfig.quick(), config.checkpoint_dir("judge")
+    )
     clips, _ = data.read_arrays(digits, "test", limit=8)
     np.testing.assert_allclose(again.embed(clips), judge.embed(clips), atol=1e-5)
     assert again.history["loss"] == pytest.approx(judge.history["loss"])
@@ -156,8 +161,8 @@ def test_l2_fid_on_real_clips(judge, digits):
 
 
 def test_features_equal_embed_and_predict_proba_in_one_pass():
-    judge = classifier.Judge(
-        classifier.build_judge_model(RATE, 4, classifier.JudgeConfig.quick()), list("abcd"), RATE
+    judge = judging.Judge(
+        judging.build_judge_model(RATE, 4, judging.JudgeConfig.quick()), list("abcd"), RATE
     )
     clips = np.random.default_rng(6).uniform(-0.5, 0.5, (5, RATE)).astype(np.float32)
     embeddings, probabilities = judge.features(clips, batch_size=2)

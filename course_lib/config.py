@@ -71,6 +71,38 @@ def data_dir() -> Path:
     return folder
 
 
+COLAB_SCRATCH_FOLDER = Path("/content/course_scratch")
+
+
+def scratch_dir() -> Path:
+    """The local-disk folder for downloaded archives, extracted WAV files and fixtures.
+
+    Google Drive keeps only what is worth keeping: TFRecord shards and checkpoints
+    (:func:`data_dir`). Extracting Speech Commands' 105,829 small WAV files onto the
+    Drive mount is slow (and Colab's team advises against it), and neither the archives
+    nor the WAV files are read again once converted, so they go here. Order:
+    ``COURSE_SCRATCH_DIR``; ``/content/course_scratch`` on Colab (the runtime's own
+    disk: it is wiped with the runtime, which costs a new download only when a
+    conversion is still missing); ``data_dir() / "scratch"`` elsewhere (the data folder
+    is on a local disk then, and keeping the download saves the next one). Quick mode
+    uses a ``quick/`` subfolder, as :func:`data_dir` does. Created if missing.
+    """
+    if os.environ.get("COURSE_SCRATCH_DIR"):
+        root = Path(os.environ["COURSE_SCRATCH_DIR"]).expanduser()
+        folder = root / "quick" if is_quick() else root
+    elif in_colab():
+        folder = COLAB_SCRATCH_FOLDER / "quick" if is_quick() else COLAB_SCRATCH_FOLDER
+    else:
+        folder = data_dir() / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def on_drive(path: str | Path) -> bool:
+    """True when ``path`` lies on the Google Drive mount (``/content/drive``)."""
+    return Path(path).expanduser().absolute().is_relative_to(DRIVE_MOUNT)
+
+
 def on_tpu() -> bool:
     """True on a TPU runtime (``COLAB_TPU_ADDR`` or ``TPU_NAME`` set)."""
     return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"))

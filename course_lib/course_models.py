@@ -101,33 +101,25 @@ def vq_vae_with_prior(
     Naive Bayes prior over code maps in ``extras["naive_bayes"]``.
 
     Notebook 05 trains on NSynth notes; notebook 07 uses this on the spoken digits so
-    that the same judge can score it.
+    that the same judge can score it. As in notebook 05, the spectrogram images are
+    computed batch by batch as the split is read (``vq.spectrogram_dataset``), for
+    training and for the prior's counts, so memory does not grow with the dataset.
     """
     from course_lib import inpainting, vq
 
-    manifest = data.read_manifest(folder)
-    if manifest.sample_rate != cfg.sample_rate:
-        raise ValueError(
-            f"{folder} holds {manifest.sample_rate} Hz audio but the VQ config expects "
-            f"{cfg.sample_rate} Hz."
-        )
-    images = vq.spectrogram_images(data.read_arrays(folder, "train")[0], cfg.spec)
+    clip_samples = data.read_manifest(folder).clip_samples
+    train = vq.spectrogram_dataset(folder, "train", cfg.spec, cfg.batch_size, seed=cfg.seed)
     config.set_seed(cfg.seed)
     with config.strategy().scope():
-        model = vq.build_vq_vae(cfg, images.shape[1:3])
+        model = vq.build_vq_vae(cfg, cfg.spec.shape(clip_samples))
     trained = training.train_or_restore(
-        model,
-        images,
-        Path(checkpoints) / VQ_FOLDER / cfg.tag(),
-        cfg.epochs,
-        batch_size=cfg.batch_size,
-        verbose=verbose,
+        model, train, Path(checkpoints) / VQ_FOLDER / cfg.tag(), cfg.epochs, verbose=verbose
     )
-    codes = model.encode_codes(images)
+    in_file_order = vq.spectrogram_dataset(folder, "train", cfg.spec, cfg.batch_size, shuffle=False)
     trained.extras["naive_bayes"] = inpainting.CodeNaiveBayes(
         cfg.codebook_size, radius=cfg.radius
-    ).fit(codes)
-    trained.extras["code_shape"] = codes.shape[1:]
+    ).fit_batches(model.code_batches(in_file_order))
+    trained.extras["code_shape"] = model.code_shape()
     trained.extras["cfg"] = cfg
     return trained
 

@@ -13,7 +13,10 @@ A converted dataset is one folder:
 
 :func:`load_split` turns a split into a batched, prefetched ``tf.data.Dataset`` of
 float32 ``(batch, clip_samples, 1)`` audio in [-1, 1] and int32 labels, parsing whole
-batches at once with ``tf.io.parse_example``.
+batches at once with ``tf.io.parse_example``. For tables, plots and players,
+:func:`read_table` reads a sample of a split (a limit, column values, a number per label)
+as NumPy columns and :func:`label_counts` counts a split's labels, both holding only what
+they return.
 
 Used in: 01_speech_commands_tfrecords.ipynb and every notebook that trains on audio.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -413,8 +416,34 @@ def read_arrays(
     return audio_array, np.concatenate(label_batches)[:limit]
 
 
-def read_table(folder: str | Path, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
-    """A split with its metadata, in file order, as NumPy columns.
+TABLE_METADATA = ("label_name", "speaker", "source")  # the string columns of read_table
+TABLE_BATCH = 128  # records that read_table and label_counts parse at once: 4 MB of 1 s
+# clips at 16 kHz, 16 MB of 4 s notes, so a sample costs little more than itself
+
+
+def read_table(
+    folder: str | Path,
+    split: str,
+    limit: int | None = None,
+    *,
+    where: Mapping[str, Any] | None = None,
+    per_label: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Rows of a split with their metadata, in file order, as NumPy columns.
+
+    The split is read in batches and only the rows kept are decoded and held, so a
+    sample (``limit``, ``where``, ``per_label``) of a large split takes the memory of the
+    sample, not of the split. Reading stops as soon as the sample is complete.
+
+    Args:
+        folder: the converted dataset.
+        split: the split's name.
+        limit: keep at most this many rows (None: no limit).
+        where: keep only rows whose columns hold these values, e.g.
+            ``{"label_name": "six"}``, ``{"source": path}`` or ``{"label": [0, 1, 2]}``
+            (a list or tuple: any of its values).
+        per_label: keep at most this many rows of each label (the first ones in file
+            order).
 
     Returns:
         ``audio`` float32 ``[n, clip_samples]``, ``label`` int32 ``[n]``, and ``label_name``,
@@ -423,28 +452,96 @@ def read_table(folder: str | Path, split: str, limit: int | None = None) -> dict
     import tensorflow as tf
 
     manifest = read_manifest(folder)
+    where = dict(where or {})
+    unknown = set(where) - set(TABLE_METADATA) - {"label"}
+    if unknown:
+        raise ValueError(f"where can filter on label, {', '.join(TABLE_METADATA)}; not {unknown}.")
     records = tf.data.TFRecordDataset([str(path) for path in shard_paths(folder, split)])
-    if limit is not None:
+    if limit is not None and not where and per_label is None:
         records = records.take(limit)
-    columns: dict[str, list] = {
-        "audio": [],
-        "label": [],
-        "label_name": [],
-        "speaker": [],
-        "source": [],
-    }
-    for serialized in records.batch(512):
-        features = tf.io.parse_example(serialized, _feature_spec())
-        pcm = tf.io.decode_raw(features["audio"], tf.int16, little_endian=True)
-        columns["audio"].append(pcm.numpy().astype(np.float32) / PCM_SCALE)
-        columns["label"].append(features["label"].numpy().astype(np.int32))
-        for key in ("label_name", "speaker", "source"):
-            columns[key].append(np.char.decode(features[key].numpy().astype(bytes), "utf-8"))
-    if not columns["audio"]:
-        empty = {key: np.array([], dtype=str) for key in ("label_name", "speaker", "source")}
+    wanted_labels = _labels_passing(manifest.labels, where)  # [labels] bool
+    kept_per_label = np.zeros(len(manifest.labels), np.int64)
+    parts: list[dict[str, np.ndarray]] = []
+    kept = 0
+    for serialized in records.batch(TABLE_BATCH):
+        rows = _metadata_columns(tf.io.parse_example(serialized, _feature_spec()))
+        keep = np.ones(len(rows["label"]), bool)
+        for column, values in where.items():
+            keep &= np.isin(rows[column], values if isinstance(values, list | tuple) else [values])
+        if per_label is not None:
+            keep &= _first_per_label(rows["label"], keep, kept_per_label, per_label)
+        if limit is not None:
+            keep &= np.cumsum(keep) <= limit - kept
+        parts.append({key: column[keep] for key, column in rows.items()})
+        kept += int(keep.sum())
+        sample_complete = per_label is not None and np.all(
+            kept_per_label[wanted_labels] >= per_label
+        )
+        if (limit is not None and kept >= limit) or sample_complete:
+            break
+    if not parts:  # an empty split
+        parts = [_metadata_columns(None)]
+    audio_bytes = np.concatenate([part.pop("audio_bytes") for part in parts])
+    pcm = np.frombuffer(b"".join(audio_bytes), "<i2").reshape(-1, manifest.clip_samples)
+    table = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return {"audio": pcm.astype(np.float32) / PCM_SCALE, **table}
+
+
+def _metadata_columns(features) -> dict[str, np.ndarray]:
+    """A parsed batch as NumPy columns ``[batch]``: ``label`` int32, the strings of
+    ``TABLE_METADATA`` and the undecoded ``audio_bytes`` (object array of bytes); empty
+    columns when ``features`` is None."""
+    if features is None:
         return {
-            "audio": np.zeros((0, manifest.clip_samples), np.float32),
-            "label": np.zeros((0,), np.int32),
-            **empty,
+            "label": np.zeros(0, np.int32),
+            "audio_bytes": np.zeros(0, object),
+            **{key: np.zeros(0, str) for key in TABLE_METADATA},
         }
-    return {key: np.concatenate(parts) for key, parts in columns.items()}
+    columns = {
+        "label": features["label"].numpy().astype(np.int32),
+        "audio_bytes": features["audio"].numpy(),
+    }
+    for key in TABLE_METADATA:
+        columns[key] = np.char.decode(features[key].numpy().astype(bytes), "utf-8")
+    return columns
+
+
+def _labels_passing(labels: list[str], where: Mapping[str, Any]) -> np.ndarray:
+    """Which label indices a ``where`` filter of :func:`read_table` can keep, ``[labels]``."""
+    label_columns = {"label": np.arange(len(labels)), "label_name": np.array(labels)}
+    passing = np.ones(len(labels), bool)
+    for column, values in where.items():
+        if column in label_columns:
+            wanted = values if isinstance(values, list | tuple) else [values]
+            passing &= np.isin(label_columns[column], wanted)
+    return passing
+
+
+def _first_per_label(
+    labels: np.ndarray, candidates: np.ndarray, kept_per_label: np.ndarray, per_label: int
+) -> np.ndarray:
+    """Which candidate rows ``[n]`` still fit under ``per_label`` rows of their label;
+    ``kept_per_label [labels]`` is updated with them."""
+    keep = np.zeros(len(labels), bool)
+    for row in np.flatnonzero(candidates):
+        if kept_per_label[labels[row]] < per_label:
+            kept_per_label[labels[row]] += 1
+            keep[row] = True
+    return keep
+
+
+def label_counts(folder: str | Path, split: str) -> dict[str, int]:
+    """Clips per label of a split, in the manifest's label order, counted by streaming
+    the labels (no audio is decoded or held)."""
+    import tensorflow as tf
+
+    labels = read_manifest(folder).labels
+    label_spec = {"label": tf.io.FixedLenFeature([], tf.int64)}
+    records = tf.data.TFRecordDataset([str(path) for path in shard_paths(folder, split)])
+    batches = records.batch(TABLE_BATCH).map(
+        lambda serialized: tf.io.parse_example(serialized, label_spec)
+    )
+    counts = np.zeros(len(labels), np.int64)
+    for batch in batches:
+        counts += np.bincount(batch["label"].numpy(), minlength=len(labels))[: len(labels)]
+    return {name: int(count) for name, count in zip(labels, counts, strict=True)}

@@ -13,7 +13,12 @@ test sets in their json/wav form. Each archive is:
 3. renamed to its final name only when complete and verified;
 4. extracted into a temporary folder with ``tarfile``'s ``"data"`` filter (no absolute
    paths, no links out of the folder), then moved into place, so a half-extracted folder
-   never looks finished. The archive is then deleted to save space (Google Drive).
+   never looks finished. The archive is then deleted to save space.
+
+Everything lands on the runtime's local disk, by default ``config.scratch_dir() /
+"downloads"`` (``/content/course_scratch`` on Colab), never on the Google Drive mount:
+writing a hundred thousand small files there is slow, and only the converted TFRecords
+are worth keeping (``data_prep.prepare`` converts them into ``config.data_dir()``).
 
 Offline, or when the server cannot be reached, it raises ``ConnectionError`` with a
 message saying what to do instead. ``COURSE_DOWNLOAD_MIRROR`` (or ``mirror=``) replaces
@@ -108,30 +113,41 @@ DATASETS = {
 
 def download_dataset(
     name: str | Dataset,
-    out: str | Path,
+    out: str | Path | None = None,
     mirror: str | None = None,
     progress: bool = True,
     keep_archives: bool = False,
+    allow_drive: bool = False,
 ) -> Path:
     """Download and extract a dataset into ``out``, unless it is already there.
 
     Args:
         name: ``"speech-commands"``, ``"nsynth"``, or a :class:`Dataset`.
-        out: the download folder; the dataset lands in ``out / dataset.folder``.
+        out: the download folder on a local disk; the dataset lands in
+            ``out / dataset.folder`` (default: ``config.scratch_dir() / "downloads"``).
         mirror: a URL prefix replacing the publishers' servers (default: the
             ``COURSE_DOWNLOAD_MIRROR`` variable, if set).
         progress: show progress bars.
         keep_archives: keep the ``.tar.gz`` files after extraction.
+        allow_drive: extract onto the Google Drive mount all the same (slow: tens of
+            thousands of small files); refused by default.
 
     Returns:
         The extracted dataset folder.
 
     Raises:
-        ValueError: unknown dataset, a checksum mismatch or an unsafe archive.
+        ValueError: unknown dataset, ``out`` on Google Drive, a checksum mismatch or an
+            unsafe archive.
         ConnectionError: the server cannot be reached (offline).
     """
     dataset = name if isinstance(name, Dataset) else _dataset(name)
-    out = Path(out)
+    out = Path(out) if out is not None else config.scratch_dir() / "downloads"
+    if config.on_drive(out) and not allow_drive:
+        raise ValueError(
+            f"{out} is on Google Drive: extracting {dataset.name} there is slow and fills "
+            "your Drive. Download to the runtime's disk instead (config.scratch_dir(), "
+            "the default); only the converted TFRecords belong on Drive."
+        )
     target = out / dataset.folder
     if _is_ready(dataset, target):
         return target

@@ -1,7 +1,8 @@
 """``python -m data_prep speech-commands``: Speech Commands to the kit's TFRecords.
 
-Reads the v0.02 archive (``speech_commands_v0.02.tar.gz``, extracted once beside the
-output) or an extracted folder: one folder per word with ``<speaker>_nohash_<n>.wav``
+Reads the v0.02 archive (``speech_commands_v0.02.tar.gz``, extracted once on the local
+disk, into ``config.scratch_dir()``, never beside an output that may be on Google
+Drive) or an extracted folder: one folder per word with ``<speaker>_nohash_<n>.wav``
 files, ``validation_list.txt`` and ``testing_list.txt`` (a folder without them, such
 as TensorFlow's ``mini_speech_commands``, is split by the dataset's own hash rule), and
 ``_background_noise_/``, which is resampled into the output's ``background_noise/``.
@@ -11,10 +12,11 @@ Used in: 01_speech_commands_tfrecords.ipynb (through :mod:`data_prep.prepare`).
 
 from __future__ import annotations
 
+import shutil
 import tarfile
 from pathlib import Path
 
-from course_lib import audio, data
+from course_lib import audio, config, data
 from data_prep.convert import (
     ConversionReport,
     Skipped,
@@ -91,16 +93,26 @@ def read_split_lists(root: Path) -> dict[str, str] | None:
 
 
 def extract_archive(archive: Path, destination: Path) -> Path:
-    """Extract a Speech Commands ``.tar.gz`` once into ``destination`` and return it."""
-    if (destination / EXTRACTED_MARKER).is_file():
-        return destination
+    """Extract a Speech Commands ``.tar.gz`` once into ``destination`` and return it.
+
+    The marker file written last names the archive (path, size and time), so the same
+    archive is extracted once, and another archive replaces the folder's files instead
+    of being mistaken for it.
+    """
+    marker = destination / EXTRACTED_MARKER
+    stat = archive.stat()
+    identity = f"{archive.resolve()} {stat.st_size} {stat.st_mtime_ns}"
+    if marker.is_file():
+        if marker.read_text() == identity:
+            return destination
+        shutil.rmtree(destination)  # made here for another archive (the marker says so)
     if not tarfile.is_tarfile(archive):
         raise ValueError(f"{archive} is not a tar archive; pass the .tar.gz or its folder.")
     destination.mkdir(parents=True, exist_ok=True)
     print(f"extracting {archive.name} into {destination} (once)")
     with tarfile.open(archive) as tar:
         tar.extractall(destination, filter="data")
-    (destination / EXTRACTED_MARKER).write_text(archive.name)
+    marker.write_text(identity)
     return destination
 
 
@@ -111,6 +123,7 @@ def convert_speech_commands(
     words: str = "all",
     workers: int | None = None,
     progress: bool = True,
+    extract_to: str | Path | None = None,
 ) -> ConversionReport:
     """Convert Speech Commands into sharded TFRecords of 1 s clips at ``sample_rate``.
 
@@ -123,6 +136,9 @@ def convert_speech_commands(
         workers: decoding processes (default: one, or one per CPU when files
             need resampling; see :func:`data_prep.convert.default_workers`).
         progress: show a progress bar.
+        extract_to: where an archive ``source`` is extracted (once); default
+            ``config.scratch_dir() / "downloads" / "<archive name>_extracted"``, on the
+            local disk, so that ``out`` (often on Google Drive) gets only the shards.
 
     Returns:
         The :class:`~data_prep.convert.ConversionReport` (also in ``manifest.json``).
@@ -140,7 +156,11 @@ def convert_speech_commands(
     if not source.exists():
         raise FileNotFoundError(f"Speech Commands source {source} does not exist.")
     if source.is_file():
-        source = extract_archive(source, out.parent / f"{source.name.split('.')[0]}_extracted")
+        if extract_to is None:
+            extract_to = (
+                config.scratch_dir() / "downloads" / f"{source.name.split('.')[0]}_extracted"
+            )
+        source = extract_archive(source, Path(extract_to))
     available = word_folders(source)
     if not available:
         raise ValueError(f"{source} has no word folders: is it a Speech Commands folder?")

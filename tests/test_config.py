@@ -38,6 +38,31 @@ def test_data_dir_override_and_quick_subfolder(monkeypatch, tmp_path):
         config.checkpoint_dir("../escape")
 
 
+def test_scratch_dir_is_on_the_local_disk_never_on_drive(monkeypatch, tmp_path):
+    """Archives and WAV files go to the scratch folder: ``COURSE_SCRATCH_DIR``, the
+    runtime's disk on Colab (even when the data folder is on Drive), else a ``scratch``
+    folder inside the (local) data folder."""
+    for name in ("COURSE_SCRATCH_DIR", "COLAB_RELEASE_TAG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COURSE_MODE", "full")
+    assert config.scratch_dir() == tmp_path / "data" / "scratch"
+    monkeypatch.setenv("COURSE_MODE", "quick")
+    assert config.scratch_dir() == tmp_path / "data" / "quick" / "scratch"
+
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab_20261101")
+    monkeypatch.setattr(config, "COLAB_SCRATCH_FOLDER", tmp_path / "content" / "course_scratch")
+    monkeypatch.setattr(config, "DRIVE_MOUNT", tmp_path / "drive")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "drive" / "MyDrive" / "data"))
+    assert config.scratch_dir() == tmp_path / "content" / "course_scratch" / "quick"
+    monkeypatch.setenv("COURSE_MODE", "full")
+    assert config.scratch_dir() == tmp_path / "content" / "course_scratch"
+    assert config.on_drive(config.data_dir()) and not config.on_drive(config.scratch_dir())
+
+    monkeypatch.setenv("COURSE_SCRATCH_DIR", str(tmp_path / "fast"))
+    assert config.scratch_dir() == tmp_path / "fast" and config.scratch_dir().is_dir()
+
+
 def test_tpu_runtime_and_download_mirror_come_from_the_environment(monkeypatch):
     for name in ("COLAB_TPU_ADDR", "TPU_NAME", "COURSE_DOWNLOAD_MIRROR"):
         monkeypatch.delenv(name, raising=False)

@@ -177,3 +177,30 @@ def test_serialized_examples_equal_tf_train_example(fields):
     assert tf.train.Example.FromString(data.serialize_example(*fields)) == expected
     parsed = tf.io.parse_single_example(data.serialize_example(*fields), data._feature_spec())
     assert parsed["audio"].numpy() == fields[0] and parsed["label"].numpy() == fields[2]
+
+
+def test_read_table_samples_rows_by_value_and_per_label_in_file_order(tmp_path):
+    written = _write_dataset(tmp_path, clips_per_split=(("train", 10),), shards=1)
+    clips, labels = written["train"]
+    first_of_each = data.read_table(tmp_path, "train", per_label=1)
+    expected_rows = [int(np.flatnonzero(labels == label)[0]) for label in range(3)]
+    assert list(first_of_each["source"]) == [f"train/{i}.wav" for i in sorted(expected_rows)]
+    only_b = data.read_table(tmp_path, "train", where={"label_name": "b"}, per_label=2)
+    np.testing.assert_array_equal(only_b["label"], [1] * min(2, int(np.sum(labels == 1))))
+    some = data.read_table(tmp_path, "train", limit=3, where={"label": [0, 2]})
+    rows = [i for i in range(10) if labels[i] in (0, 2)][:3]
+    np.testing.assert_allclose(some["audio"], clips[rows], atol=1 / 32768 + 1e-7)
+    one = data.read_table(tmp_path, "train", where={"source": "train/7.wav"})
+    assert list(one["speaker"]) == ["s7"] and one["audio"].shape == (1, RATE)
+    none = data.read_table(tmp_path, "train", where={"speaker": "nobody"})
+    assert none["audio"].shape == (0, RATE) and none["source"].shape == (0,)
+    with pytest.raises(ValueError, match="where can filter on"):
+        data.read_table(tmp_path, "train", where={"audio": 0})
+
+
+def test_label_counts_count_the_split_in_label_order(tmp_path):
+    written = _write_dataset(tmp_path)
+    labels = written["train"][1]
+    assert data.label_counts(tmp_path, "train") == {
+        name: int(np.sum(labels == index)) for index, name in enumerate("abc")
+    }

@@ -7,10 +7,12 @@ after a number of bytes, so every path of ``data_prep.download`` runs without a 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -277,3 +279,87 @@ def test_command_line_offline_prints_one_error_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach"), result.stderr
     assert "Are you offline" in lines[0]
+
+
+def test_a_download_onto_google_drive_is_refused(served, tmp_path, monkeypatch):
+    """Extracting a hundred thousand WAV files onto the Drive mount is slow: refused
+    before any request, with a message that names the local alternative."""
+    from course_lib import config
+
+    monkeypatch.setattr(config, "DRIVE_MOUNT", tmp_path / "drive")
+    dataset, _ = speech_dataset(served, tmp_path)
+    with pytest.raises(ValueError, match=r"on Google Drive.*config\.scratch_dir\(\)"):
+        download_dataset(dataset, tmp_path / "drive" / "MyDrive" / "data", progress=False)
+    assert served.requests == [] and not (tmp_path / "drive").exists()
+
+
+def test_by_default_a_download_lands_in_the_scratch_folder(served, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COURSE_SCRATCH_DIR", str(tmp_path / "scratch"))
+    monkeypatch.setenv("COURSE_MODE", "full")
+    dataset, _ = speech_dataset(served, tmp_path)
+    folder = download_dataset(dataset, progress=False)
+    assert folder == tmp_path / "scratch" / "downloads" / "sc_folder"
+    assert (folder / "yes/0a7c2a8d_nohash_0.wav").read_bytes() == SPEECH_FILES[
+        "yes/0a7c2a8d_nohash_0.wav"
+    ]
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_full_mode_keeps_only_shards_on_the_data_folder(served, tmp_path, monkeypatch):
+    """Notebook 01 in full mode, against an archive served locally: the archive is
+    downloaded and extracted into the scratch folder; the data folder (Google Drive on
+    Colab) receives only the TFRecords that the course reads (SC09 at the later notebooks'
+    rates, "six" alone at the other rates of the comparison), no archive and no WAV file
+    but the background noise bank; a second run, with the scratch folder wiped as a new
+    Colab runtime wipes it, finds everything on the data folder and downloads nothing."""
+    from course_lib import data
+    from data_prep import download, prepare
+    from data_prep.fixtures import make_fixtures
+
+    (speech,) = make_fixtures(tmp_path / "fixture", kind="speech", per_class=5).datasets
+    archive_path = served.folder / "speech_commands_v0.02.tar.gz"
+    with tarfile.open(archive_path, "w:gz") as tar:
+        for path in sorted(speech.root.iterdir()):
+            if not path.name.startswith("."):
+                tar.add(path, arcname=path.name)
+    archive_bytes = archive_path.read_bytes()
+    real = DATASETS["speech-commands"]
+    served_archive = Archive(
+        f"{served.url}/{archive_path.name}",
+        len(archive_bytes),
+        hashlib.sha256(archive_bytes).hexdigest(),
+    )
+    monkeypatch.setitem(
+        download.DATASETS, "speech-commands", dataclasses.replace(real, archives=(served_archive,))
+    )
+    monkeypatch.delenv("COURSE_DOWNLOAD_MIRROR", raising=False)
+    monkeypatch.setenv("COURSE_MODE", "full")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "drive"))
+    monkeypatch.setenv("COURSE_SCRATCH_DIR", str(tmp_path / "local"))
+
+    folders = prepare.speech_commands_for_course()
+
+    extracted = tmp_path / "local" / "downloads" / real.folder
+    assert (extracted / "six").is_dir() and (extracted / "testing_list.txt").is_file()
+    assert sorted(p.name for p in (tmp_path / "local" / "downloads").iterdir()) == [real.folder]
+    assert prepare.course_sample_rates("full") == (16000,)
+    converted = tmp_path / "drive" / "tfrecords"
+    expected = {
+        16000: converted / "speech_commands_sc09_16000",
+        8000: converted / "speech_commands_six_8000",
+        4000: converted / "speech_commands_six_4000",
+    }
+    assert folders == expected
+    assert sorted(p.name for p in converted.iterdir()) == sorted(p.name for p in expected.values())
+    assert len(data.read_manifest(expected[16000]).labels) == 10
+    assert data.read_manifest(expected[4000]).labels == ["six"]
+    on_drive = [p.relative_to(tmp_path / "drive") for p in (tmp_path / "drive").rglob("*")]
+    assert not [p for p in on_drive if p.name.endswith((".tar.gz", ".part"))]
+    assert not [p for p in on_drive if p.suffix == ".wav" and p.parent.name != data.NOISE_FOLDER]
+    assert {p.parts[0] for p in on_drive} == {"tfrecords"}
+
+    shutil.rmtree(tmp_path / "local")
+    requests = len(served.requests)
+    assert prepare.speech_commands_for_course() == expected
+    assert len(served.requests) == requests and not (tmp_path / "local" / "downloads").exists()

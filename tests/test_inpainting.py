@@ -79,6 +79,32 @@ def test_posterior_matches_a_brute_force_count_at_corners_edges_and_centre():
         np.testing.assert_allclose(chosen[index], expected, rtol=1e-6)
 
 
+def test_counting_batch_by_batch_gives_the_tables_of_counting_all_at_once():
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 6, (11, 7, 5))
+    at_once = CodeNaiveBayes(6, radius=2).fit(codes)
+    batches = (codes[start : start + 4] for start in range(0, len(codes), 4))  # 4, 4, 3 maps
+    by_batch = CodeNaiveBayes(6, radius=2).fit(codes[:1]).fit_batches(batches)  # fit resets
+    np.testing.assert_array_equal(by_batch.prior_counts, at_once.prior_counts)
+    np.testing.assert_array_equal(by_batch.pair_counts, at_once.pair_counts)
+    with pytest.raises(ValueError, match="empty set of code maps"):
+        CodeNaiveBayes(6).fit_batches(iter([]))
+
+
+def test_scores_of_batches_equal_the_scores_of_all_maps_at_once(monkeypatch):
+    rng = np.random.default_rng(3)
+    train, test = rng.integers(0, 5, (9, 6, 6)), rng.integers(0, 5, (10, 6, 6))
+    model = CodeNaiveBayes(5, radius=1).fit(train)
+    log_proba = model.predict_log_proba(test)  # [10, 6, 6, 5], all at once
+    monkeypatch.setattr(inpainting.algorithm, "SCORED_MAPS_PER_STEP", 3)
+    scores = model.score_batches([test[:4], test[4:]])
+    assert scores.accuracy == pytest.approx(np.mean(np.argmax(log_proba, axis=-1) == test))
+    expected_likelihood = np.mean(np.take_along_axis(log_proba, test[..., None], axis=-1))
+    assert scores.mean_log_likelihood == pytest.approx(expected_likelihood)
+    assert scores.most_frequent_accuracy == inpainting.most_frequent_code_accuracy(train, test)
+    assert model.accuracy(test) == pytest.approx(scores.accuracy)
+
+
 def test_save_and_load_give_the_same_predictions(tmp_path):
     codes = np.random.default_rng(1).integers(0, 5, (4, 6, 6))
     model = CodeNaiveBayes(5, radius=1, smoothing=0.3).fit(codes)

@@ -7,9 +7,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from course_lib import digit_images, spectrogram
-from course_lib.vq import VectorQuantizer, VQConfig, build_vq_vae, kmeans_plus_plus, perplexity
+from course_lib import data, digit_images, spectrogram
+from course_lib.vq import (
+    VectorQuantizer,
+    VQConfig,
+    build_vq_vae,
+    kmeans_plus_plus,
+    perplexity,
+    spectrogram_dataset,
+    spectrogram_images,
+)
 from course_lib.vq.model import VQVAE
+from data_prep import prepare
 
 CFG = VQConfig.quick()
 
@@ -305,3 +314,21 @@ def test_a_training_step_runs_under_a_mirrored_strategy(two_cpu_strategy):
     assert np.isfinite(history.history["loss"][0])
     assert float(model.quantizer.initialized.numpy()) == 1.0  # data init ran once
     assert model.encode_codes(images[:2]).shape == (2, 8, 8)
+
+
+def test_a_split_streams_as_the_images_of_spectrogram_images_and_trains_and_encodes():
+    folder = prepare.speech_commands_tfrecords(8000, "sc09")
+    cfg = CFG.replace(dataset="speech", clip_seconds=1.0)
+    in_file_order = spectrogram_dataset(folder, "test", cfg.spec, 16, shuffle=False)
+    streamed = np.concatenate(list(in_file_order.as_numpy_iterator()))
+    expected = spectrogram_images(data.read_arrays(folder, "test")[0], cfg.spec)
+    np.testing.assert_allclose(streamed, expected, atol=1e-6)
+    model = build_vq_vae(cfg, cfg.image_shape)
+    train = spectrogram_dataset(folder, "train", cfg.spec, 16)
+    history = model.fit(train.take(2), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    by_batch = list(model.code_batches(in_file_order))
+    assert all(len(codes) <= 16 for codes in by_batch)
+    np.testing.assert_array_equal(np.concatenate(by_batch), model.encode_codes(expected))
+    with pytest.raises(ValueError, match="holds 8000 Hz audio"):
+        spectrogram_dataset(folder, "test", CFG.replace(sample_rate=16000).spec, 16)

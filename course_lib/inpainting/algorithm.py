@@ -35,6 +35,8 @@ Used in: 05_vq_vae_inpainting.ipynb (and ``python -m course_lib.inpainting``).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,26 @@ def _as_maps(codes, codebook_size: int) -> tuple[np.ndarray, bool]:
     return codes.astype(np.int64), single
 
 
+SCORED_MAPS_PER_STEP = 64  # score_batches predicts at most this many maps at once: the
+# log-probabilities [maps, h, w, K] of 64 maps of 64 x 32 codes with K = 64 take 67 MB.
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeScores:
+    """How well :class:`CodeNaiveBayes` predicts held-out codes from their neighbours.
+
+    Attributes:
+        accuracy: fraction of positions whose code is the model's most likely one.
+        mean_log_likelihood: mean ``log p(true code | neighbours)`` per position, in nats.
+        most_frequent_accuracy: the baseline, always predicting the code most frequent in
+            training (:func:`most_frequent_code_accuracy`).
+    """
+
+    accuracy: float
+    mean_log_likelihood: float
+    most_frequent_accuracy: float
+
+
 class CodeNaiveBayes:
     """``p(code | neighbouring codes)`` on code maps by Naive Bayes (module docstring).
 
@@ -77,6 +99,8 @@ class CodeNaiveBayes:
     Example:
         >>> model = CodeNaiveBayes(64, radius=2).fit(train_codes)   # [n, h, w] ints
         >>> model.accuracy(test_codes), most_frequent_code_accuracy(train_codes, test_codes)
+        >>> model = CodeNaiveBayes(64).fit_batches(vq_model.code_batches(train_dataset))
+        >>> model.score_batches(vq_model.code_batches(test_dataset))  # CodeScores
     """
 
     def __init__(self, codebook_size: int, radius: int = 1, smoothing: float = 1.0):
@@ -96,16 +120,33 @@ class CodeNaiveBayes:
     def fit(self, codes) -> CodeNaiveBayes:
         """Count codes and (centre, neighbour) pairs in code maps ``[n, h, w]`` (or one
         ``[h, w]`` map). Returns ``self``."""
-        maps, _ = _as_maps(codes, self.codebook_size)
-        if maps.size == 0:
+        return self.fit_batches([codes])
+
+    def fit_batches(self, code_batches: Iterable) -> CodeNaiveBayes:
+        """:meth:`fit` on code maps that come a batch ``[b, h, w]`` at a time (e.g.
+        ``vq_model.code_batches(dataset)``): the counts add up batch by batch, so the maps
+        are never held together, and the result is that of :meth:`fit` on all of them.
+        Returns ``self``."""
+        self.prior_counts = self.pair_counts = None
+        for codes in code_batches:
+            self.partial_fit(codes)
+        if self.prior_counts is None or self.prior_counts.sum() == 0:
             raise ValueError("cannot fit on an empty set of code maps.")
+        return self
+
+    def partial_fit(self, codes) -> CodeNaiveBayes:
+        """Add the counts of more code maps ``[n, h, w]`` (or one ``[h, w]`` map) to those
+        already counted (none before the first call). Returns ``self``."""
+        maps, _ = _as_maps(codes, self.codebook_size)
         size = self.codebook_size
-        self.prior_counts = np.bincount(maps.ravel(), minlength=size).astype(np.float64)
-        self.pair_counts = np.zeros((len(self.offsets), size, size), np.float64)
+        if self.prior_counts is None or self.pair_counts is None:
+            self.prior_counts = np.zeros(size, np.float64)
+            self.pair_counts = np.zeros((len(self.offsets), size, size), np.float64)
+        self.prior_counts += np.bincount(maps.ravel(), minlength=size)
         for index, (dt, df) in enumerate(self.offsets):
             centre, neighbour = _shifted_pairs(maps, dt, df)
             pairs = np.bincount((neighbour * size + centre).ravel(), minlength=size * size)
-            self.pair_counts[index] = pairs.reshape(size, size)  # [neighbour v, centre k]
+            self.pair_counts[index] += pairs.reshape(size, size)  # [neighbour v, centre k]
         return self
 
     def _check_fitted(self):
@@ -186,14 +227,41 @@ class CodeNaiveBayes:
 
     def accuracy(self, codes) -> float:
         """Fraction of positions whose code is the model's most likely one."""
-        maps, _ = _as_maps(codes, self.codebook_size)
-        return float(np.mean(self.predict(maps) == maps))
+        return self.score_batches([codes]).accuracy
 
     def mean_log_likelihood(self, codes) -> float:
         """Mean ``log p(true code | neighbours)`` per position, in nats (higher is better)."""
-        maps, _ = _as_maps(codes, self.codebook_size)
-        log_proba = self.predict_log_proba(maps)
-        return float(np.mean(np.take_along_axis(log_proba, maps[..., None], axis=-1)))
+        return self.score_batches([codes]).mean_log_likelihood
+
+    def score_batches(self, code_batches: Iterable) -> CodeScores:
+        """How well the model predicts each code of held-out maps from its neighbours, with
+        the maps coming a batch ``[b, h, w]`` at a time (e.g.
+        ``vq_model.code_batches(test_dataset)``); memory stays that of one batch.
+
+        Returns:
+            :class:`CodeScores`: accuracy, mean log-likelihood, and the accuracy of the
+            baseline that always predicts the code most frequent in training.
+        """
+        self._check_fitted()
+        most_frequent = int(np.argmax(self.prior_counts))
+        correct = baseline_correct = positions = 0
+        log_likelihood = 0.0
+        for codes in code_batches:
+            maps, _ = _as_maps(codes, self.codebook_size)
+            for start in range(0, len(maps), SCORED_MAPS_PER_STEP):
+                chunk = maps[start : start + SCORED_MAPS_PER_STEP]
+                log_proba = self.predict_log_proba(chunk)  # [chunk, h, w, K]
+                correct += int(np.sum(np.argmax(log_proba, axis=-1) == chunk))
+                log_likelihood += float(
+                    np.sum(np.take_along_axis(log_proba, chunk[..., None], axis=-1))
+                )
+            baseline_correct += int(np.sum(maps == most_frequent))
+            positions += maps.size
+        if positions == 0:
+            raise ValueError("cannot score an empty set of code maps.")
+        return CodeScores(
+            correct / positions, log_likelihood / positions, baseline_correct / positions
+        )
 
     def _pad(self, maps: np.ndarray) -> np.ndarray:
         """Maps padded by ``radius`` on both sides with the "outside" value ``K``."""

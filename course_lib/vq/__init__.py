@@ -4,7 +4,8 @@
   codebook and commitment losses, EMA codebook, restarts, data initialisation),
   :func:`perplexity`, :func:`kmeans_plus_plus`;
 - ``model``: :class:`VQVAE` (conv encoder, quantizer, conv decoder on images in [0, 1]:
-  digits or spectrograms), :func:`build_vq_vae`, :func:`spectrogram_images`;
+  digits or spectrograms), :func:`build_vq_vae`, :func:`spectrogram_dataset` (a split
+  streamed as batches of images), :func:`spectrogram_images`;
 - ``settings``: :class:`VQConfig` with its full and quick presets.
 
 Exports: imported here eagerly and listed in ``__all__``, so Keras knows them on import.
@@ -12,7 +13,7 @@ Exports: imported here eagerly and listed in ``__all__``, so Keras knows them on
 Used in: 05_vq_vae_inpainting.ipynb.
 """
 
-from course_lib.vq.model import VQVAE, build_vq_vae, spectrogram_images
+from course_lib.vq.model import VQVAE, build_vq_vae, spectrogram_dataset, spectrogram_images
 from course_lib.vq.quantizer import VectorQuantizer, kmeans_plus_plus, perplexity
 from course_lib.vq.settings import VQConfig
 
@@ -23,5 +24,6 @@ __all__ = [
     "build_vq_vae",
     "kmeans_plus_plus",
     "perplexity",
+    "spectrogram_dataset",
     "spectrogram_images",
 ]

@@ -19,16 +19,19 @@ convolution to ``code_dim``. Decoder: the mirror image with stride-2 transposed
 convolutions and a sigmoid output. Both are fully convolutional, so any image whose sides
 divide by ``f`` goes through (a longer sound, a different clip length).
 
-For audio, spectrogram images come from :func:`spectrogram_images` (``course_lib.spectrogram``):
-time runs down the first image axis and frequency along the second, so a code map is
-``[frames / f, bins / f]``: one code per ``f`` frames and ``f`` frequency bins.
+For audio, spectrogram images come from :func:`spectrogram_dataset` (a whole split,
+computed batch by batch as it is read) or :func:`spectrogram_images` (a few clips), through
+``course_lib.spectrogram``: time runs down the first image axis and frequency along the
+second, so a code map is ``[frames / f, bins / f]``: one code per ``f`` frames and ``f``
+frequency bins.
 
 Used in: 05_vq_vae_inpainting.ipynb.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -52,7 +55,8 @@ class VQVAE(keras.Model):
     ``call(images [batch, H, W, 1])`` returns a dict: ``reconstruction`` ``[batch, H, W, 1]``,
     ``indices`` (the code map, ``[batch, H / f, W / f]`` int32) and the quantizer's
     ``vq_loss``, ``perplexity`` and ``usage`` (see ``VectorQuantizer``). ``fit`` takes the
-    images alone (``model.fit(images, ...)``) and reports ``loss``, ``reconstruction``
+    images alone (``model.fit(images, ...)``, or a dataset of image batches such as
+    :func:`spectrogram_dataset`) and reports ``loss``, ``reconstruction``
     (squared error over pixel variance), ``vq`` (codebook + beta x commitment), ``perplexity``
     and ``usage`` (per batch).
 
@@ -262,19 +266,36 @@ class VQVAE(keras.Model):
             )
         return images
 
-    def encode_codes(self, images, batch_size: int = 64) -> np.ndarray:
-        """Code maps ``[n, H / f, W / f]`` (int32) of images ``[n, H, W(, 1)]`` in [0, 1]."""
-        images = self._checked_images(images)
-        maps = []
-        for start in range(0, images.shape[0], batch_size):
-            encoded = self.encoder(images[start : start + batch_size], training=False)
+    def code_batches(self, images, batch_size: int = 64) -> Iterator[np.ndarray]:
+        """Code maps ``[b, H / f, W / f]`` (int32), one batch at a time.
+
+        Args:
+            images: an array ``[n, H, W(, 1)]`` in [0, 1], cut into batches of
+                ``batch_size``; or batches ``[b, H, W(, 1)]`` one after the other (a
+                ``tf.data.Dataset`` such as :func:`spectrogram_dataset`, or an iterator),
+                never held whole.
+        """
+        if _is_batches(images):
+            batches = images
+        else:
+            images = self._checked_images(images)
+            batches = (
+                images[start : start + batch_size] for start in range(0, len(images), batch_size)
+            )
+        for batch in batches:
+            encoded = self.encoder(self._checked_images(batch), training=False)
             flat = ops.reshape(encoded, (-1, self.code_dim))
             indices = ops.convert_to_numpy(self.quantizer.nearest_codewords(flat))
-            maps.append(indices.reshape(encoded.shape[:-1]))
+            yield indices.reshape(encoded.shape[:-1]).astype(np.int32)
+
+    def encode_codes(self, images, batch_size: int = 64) -> np.ndarray:
+        """Code maps ``[n, H / f, W / f]`` (int32) of images ``[n, H, W(, 1)]`` in [0, 1]
+        (or of batches, see :meth:`code_batches`), all in one array."""
+        maps = list(self.code_batches(images, batch_size))
         if not maps:
-            height, width = self.code_shape(images.shape[1:3])
-            return np.zeros((0, height, width), np.int32)
-        return np.concatenate(maps).astype(np.int32)
+            sides = None if _is_batches(images) else self._checked_images(images).shape[1:3]
+            return np.zeros((0, *self.code_shape(sides)), np.int32)
+        return np.concatenate(maps)
 
     def decode_codes(self, codes, batch_size: int = 64) -> np.ndarray:
         """Images ``[n, h f, w f, 1]`` in [0, 1] drawn from code maps ``[n, h, w]``."""
@@ -317,6 +338,12 @@ class VQVAE(keras.Model):
             "data_init": quantizer.data_init,
             "seed": self.seed,
         }
+
+
+def _is_batches(images) -> bool:
+    """Whether ``images`` come as batches (a ``tf.data.Dataset`` or an iterator), not as
+    one array."""
+    return hasattr(images, "element_spec") or isinstance(images, Iterator)
 
 
 def build_vq_vae(
@@ -369,7 +396,10 @@ def build_vq_vae(
 def spectrogram_images(audio, spec: spectrogram.SpectrogramSpec) -> np.ndarray:
     """Clips ``[n, samples]`` (or ``[n, samples, 1]``) to spectrogram images
     ``[n, frames, bins, 1]`` in [0, 1] (``course_lib.spectrogram.to_spectrogram``), in
-    batches of 64 to bound memory."""
+    batches of 64 to bound memory.
+
+    For a few clips (a batch, a sample): a whole split goes through
+    :func:`spectrogram_dataset`, which never holds it."""
     audio = np.asarray(audio, np.float32)
     if audio.ndim == 3 and audio.shape[-1] == 1:
         audio = audio[..., 0]
@@ -382,3 +412,53 @@ def spectrogram_images(audio, spec: spectrogram.SpectrogramSpec) -> np.ndarray:
     if not images:
         return np.zeros((0, *spec.shape(audio.shape[1]), 1), np.float32)
     return np.concatenate(images)[..., None]
+
+
+def spectrogram_dataset(
+    folder: str | Path,
+    split: str,
+    spec: spectrogram.SpectrogramSpec,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+):
+    """A split of a converted dataset as batches of spectrogram images, computed as they
+    are read (``tf.data``): the split is never held in memory.
+
+    The clips come from :func:`course_lib.data.load_split` (shuffled or in a fixed order,
+    ``batch_size`` at a time) and each batch becomes images
+    (``course_lib.spectrogram.to_spectrogram``) in the pipeline's worker threads, while
+    the model trains on the previous batch. ``model.fit(dataset, epochs=...)`` trains on
+    it, :meth:`VQVAE.code_batches` encodes it.
+
+    Args:
+        folder: the converted dataset.
+        split: ``"train"``, ``"test"``, ...
+        spec: the spectrogram settings; its sample rate must be the dataset's.
+        batch_size: images per batch.
+        shuffle: shuffle the clips (training) or keep the file order of
+            :func:`~course_lib.data.load_split` (encoding, evaluation).
+        seed: shuffle seed.
+
+    Returns:
+        A ``tf.data.Dataset`` of float32 images ``[batch, frames, bins, 1]`` in [0, 1].
+
+    Raises:
+        ValueError: the dataset's sample rate is not ``spec``'s.
+    """
+    import tensorflow as tf
+
+    from course_lib import data
+
+    rate = data.read_manifest(folder).sample_rate
+    if rate != spec.sample_rate:
+        raise ValueError(
+            f"{folder} holds {rate} Hz audio but the spectrogram settings (the config's "
+            f"sample_rate) expect {spec.sample_rate} Hz."
+        )
+    clips = data.load_split(folder, split, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    images = clips.map(
+        lambda audio, labels: spectrogram.to_spectrogram(audio, spec)[..., None],
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )  # [b, samples, 1] -> [b, frames, bins, 1]
+    return images.prefetch(tf.data.AUTOTUNE)

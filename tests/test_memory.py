@@ -1,0 +1,252 @@
+"""Memory that does not grow with the data: the full-mode paths of notebooks 01, 05 and 07
+hold a batch, a sample or a model, never a whole split.
+
+Each path runs on a fixture dataset of N and of 4N one-second clips at 16 kHz (N = 200:
+12.8 and 51 MB of float32 audio), written with ``course_lib.data``'s writers. Each path is
+measured in a fresh interpreter (this file run as a script), so the pytest process's
+threads and heap, grown by every earlier test, cannot move the figures. There, the peak
+resident memory of a run above the memory at its start is read from Linux's ``/proc``
+(writing 5 to ``/proc/self/clear_refs`` resets the peak, ``VmHWM`` reads it; unlike
+tracemalloc this sees TensorFlow's allocations too), each run starting with the memory
+that malloc kept free given back, after a warm-up run (``peak_growth``). From N to 4N the
+peak may grow by at most ``MARGIN`` of the 3N clips' float32 audio: a path holding the
+split grows by at least all of it, and
+``test_the_measurement_sees_a_split_held_in_memory`` checks that the old in-memory way
+(``read_arrays`` then ``spectrogram_images``) does fail.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import logging
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from course_lib import audio, course_models, data, inpainting, spectrogram, training, vq
+
+RATE = 16000
+N = 200  # clips in the small dataset; the large one has 4 N
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+MARGIN = 0.6  # allowed growth from N to 4N, as a fraction of the 3N extra clips' audio:
+# 22 MB, above the up to 11 MB by which tf.data's autotuned buffers and malloc vary from run
+# to run (measured in fresh interpreters); holding the split's audio alone grows by 38 MB
+EXTRA_AUDIO_BYTES = 3 * N * RATE * 4  # float32
+# A small VQ-VAE on 64 x 128 spectrogram images (125 frames of 16 ms): the memory of the
+# paths, not the quality of the model, is under test.
+VQ_SETTINGS = dict(
+    sample_rate=RATE,
+    clip_seconds=1.0,
+    frame_length=256,
+    frame_step=250,
+    widths=(4, 8),
+    residual_blocks=0,
+    code_dim=4,
+    codebook_size=16,
+    epochs=1,
+    batch_size=20,  # divides every split: one batch shape, one XLA compilation
+)
+
+LIBC = ctypes.CDLL(None)  # glibc: malloc_trim
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc to reset the peak"
+)
+
+
+def write_clips(folder: Path, clips_per_split: dict[str, int], shards: int = 4) -> Path:
+    """A converted dataset of synthetic one-second words (a tone whose pitch is the
+    label, in noise): ``clips_per_split`` clips per split in ``shards`` shards each."""
+    rng = np.random.default_rng(0)
+    time = np.arange(RATE) / RATE
+    splits = {}
+    for split, count in clips_per_split.items():
+        labels = np.arange(count) % len(WORDS)
+        for shard in range(shards):
+            examples = []
+            for index in range(shard, count, shards):
+                label = int(labels[index])
+                clip = 0.3 * np.sin(2 * np.pi * 200 * (label + 1) * time)
+                clip += 0.05 * rng.standard_normal(RATE)
+                examples.append(
+                    data.serialize_example(
+                        audio.to_pcm16(clip.astype(np.float32)),
+                        RATE,
+                        label,
+                        WORDS[label],
+                        speaker=f"speaker{index % 7}",
+                        source=f"{WORDS[label]}/{split}_{index}.wav",
+                    )
+                )
+            data.write_shard(folder / data.shard_name(split, shard, shards), examples)
+        splits[split] = {"examples": count, "shards": shards}
+    data.write_manifest(folder, data.Manifest(RATE, RATE, WORDS, splits, [], "memory test"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, Path]:
+    """Two datasets: ``N`` and ``4N`` clips of training data, and half
+    that as validation and test clips."""
+    sizes = {"N": N, "4N": 4 * N}
+    return {
+        name: write_clips(
+            tmp_path_factory.mktemp(f"clips_{name}"),
+            {"train": size, "validation": size // 2, "test": size // 2},
+        )
+        for name, size in sizes.items()
+    }
+
+
+def _status_kib(field: str) -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE).group(1))
+
+
+def peak_above_start(run: Callable[[], object]) -> int:
+    """Bytes by which the process's resident memory peaked above its level at the start
+    of ``run()``."""
+    gc.collect()
+    LIBC.malloc_trim(0)  # free memory that malloc kept goes back: the run must ask again
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts from now
+    start = _status_kib("VmRSS")
+    run()
+    gc.collect()
+    return (_status_kib("VmHWM") - start) * 1024
+
+
+def peak_growth(path: Callable[[Path], object], datasets: dict[str, Path]) -> tuple[int, int]:
+    """Peak memory of ``path`` on N and on 4N clips (see :func:`peak_above_start`), after
+    a warm-up run on 4N: TensorFlow's one-off costs (kernels, traced functions, the XLA
+    compiler, codecarbon's tracker) and the path's steady state (thread pools, buffers)
+    are reached before anything is measured."""
+    path(datasets["4N"])
+    small = peak_above_start(lambda: path(datasets["N"]))
+    large = peak_above_start(lambda: path(datasets["4N"]))
+    print(f"peak above start: {small / 2**20:.1f} MB on N, {large / 2**20:.1f} MB on 4N")
+    return small, large
+
+
+# ----------------------------------------------------------------------------- the paths
+
+
+def notebook_01_statistics(folder: Path):
+    """Notebook 01's tables, plots and players: class counts, the first clip of each
+    word, the browser's sample, and one test clip found by word then by source."""
+    data.label_counts(folder, "train")
+    data.read_table(folder, "train", per_label=1, where={"label_name": WORDS[:8]})
+    data.read_table(folder, "validation", per_label=3)
+    first = data.read_table(folder, "test", limit=1, where={"label_name": "six"})
+    data.read_table(folder, "test", limit=1, where={"source": str(first["source"][0])})
+
+
+def notebook_05_notes(folder: Path, checkpoints: Path):
+    """Notebook 05's notes: training on streamed spectrogram images, the code maps of a
+    sample, reconstructions of test notes, and the Naive Bayes prior fitted and scored
+    on every training and test note, a batch at a time."""
+    cfg = vq.VQConfig.quick().replace(**VQ_SETTINGS)
+    train_images = vq.spectrogram_dataset(folder, "train", cfg.spec, cfg.batch_size)
+    model = vq.build_vq_vae(cfg=cfg)
+    training.resumable_fit(model, train_images, checkpoints, cfg.epochs, verbose=0)
+    notes = data.read_table(folder, "train", per_label=2)
+    model.encode_codes(vq.spectrogram_images(notes["audio"], cfg.spec))
+    test_notes = data.read_table(folder, "test", per_label=1)
+    reconstructed = model.reconstruct(vq.spectrogram_images(test_notes["audio"][:8], cfg.spec))
+    spectrogram.to_audio(reconstructed, cfg.clip_samples, cfg.spec, iterations=2)
+    in_file_order = {
+        split: vq.spectrogram_dataset(folder, split, cfg.spec, cfg.batch_size, shuffle=False)
+        for split in ("train", "test")
+    }
+    naive_bayes = inpainting.CodeNaiveBayes(cfg.codebook_size, radius=cfg.radius)
+    naive_bayes.fit_batches(model.code_batches(in_file_order["train"]))
+    naive_bayes.score_batches(model.code_batches(in_file_order["test"]))
+
+
+def notebook_07_vq_vae(folder: Path, checkpoints: Path):
+    """Notebook 07's VQ-VAE: ``course_models.vq_vae_with_prior`` trains it and counts its
+    prior on every training clip."""
+    cfg = vq.VQConfig.quick().replace(dataset="speech", **VQ_SETTINGS)
+    course_models.vq_vae_with_prior(folder, cfg, checkpoints, verbose=0)
+
+
+def held_in_memory(folder: Path):
+    """The old way of notebooks 05 and 07: the split's audio, then its images, as arrays."""
+    spec = vq.VQConfig.quick().replace(**VQ_SETTINGS).spec
+    vq.spectrogram_images(data.read_arrays(folder, "train")[0], spec)
+
+
+# ----------------------------------------------------------------------------- the tests
+
+PATHS: dict[str, Callable[..., object]] = {
+    "notebook_01": notebook_01_statistics,
+    "notebook_05": notebook_05_notes,
+    "notebook_07": notebook_07_vq_vae,
+    "held_in_memory": held_in_memory,
+}
+
+
+def measure_in_a_fresh_interpreter(name: str, datasets: dict[str, Path], work: Path):
+    """:func:`peak_growth` of the path ``name``, run by this file as a script."""
+    run = subprocess.run(
+        [sys.executable, __file__, name, str(datasets["N"]), str(datasets["4N"]), str(work)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    small, large = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"{name}: peak above start {small / 2**20:.1f} MB on N, {large / 2**20:.1f} MB on 4N")
+    return small, large
+
+
+def assert_flat(name: str, datasets: dict[str, Path], work: Path):
+    small, large = measure_in_a_fresh_interpreter(name, datasets, work)
+    allowed = MARGIN * EXTRA_AUDIO_BYTES
+    assert large - small <= allowed, (
+        f"the peak grew by {(large - small) / 2**20:.1f} MB from {N} to {4 * N} clips "
+        f"(allowed {allowed / 2**20:.1f} MB): the path holds data that grows with the split."
+    )
+
+
+def test_notebook_01_statistics_hold_samples_not_the_split(datasets, tmp_path):
+    assert_flat("notebook_01", datasets, tmp_path)
+
+
+def test_notebook_05_trains_and_counts_on_streamed_images(datasets, tmp_path):
+    assert_flat("notebook_05", datasets, tmp_path)
+
+
+def test_notebook_07_vq_vae_with_prior_streams(datasets, tmp_path):
+    assert_flat("notebook_07", datasets, tmp_path)
+
+
+def test_the_measurement_sees_a_split_held_in_memory(datasets, tmp_path):
+    small, large = measure_in_a_fresh_interpreter("held_in_memory", datasets, tmp_path)
+    # audio (read in batches, then concatenated) and images: at least the extra audio
+    assert large - small > EXTRA_AUDIO_BYTES, (small, large)
+    assert large - small > MARGIN * EXTRA_AUDIO_BYTES
+
+
+def _main(name: str, small: str, large: str, work: str) -> None:
+    """The script: measure one path on the two datasets and print ``[small, large]``."""
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    path = PATHS[name]
+    runs = iter(range(3))  # a new training folder each run: none restores another's
+
+    def run(folder: Path):
+        if name in ("notebook_05", "notebook_07"):
+            return path(folder, Path(work) / str(next(runs)))
+        return path(folder)
+
+    print(json.dumps(peak_growth(run, {"N": Path(small), "4N": Path(large)})))
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:])

@@ -91,6 +91,21 @@ def load_pcm16(path: str | Path, sample_rate: int) -> np.ndarray:
     return pcm
 
 
+def clip_batch(clips) -> np.ndarray:
+    """A batch of clips as float32 ``[n, samples]``, from ``[n, samples]`` or the models'
+    ``[n, samples, 1]``.
+
+    Raises:
+        ValueError: any other shape.
+    """
+    clips = np.asarray(clips, np.float32)
+    if clips.ndim == 3 and clips.shape[-1] == 1:
+        clips = clips[..., 0]
+    if clips.ndim != 2:
+        raise ValueError(f"clips must be shaped [n, samples], got {clips.shape}.")
+    return clips
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Band-limited resampling with soxr (high quality), shape ``[n] -> [n * to / from]``."""
     import soxr

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_lib import energy, metrics
+from course_lib import audio, energy, metrics
 
 WORD_ACCURACY = "word accuracy"
 
@@ -165,7 +165,7 @@ def reference_from_clips(
         splits: Inception Score splits.
         name: the real row's label.
     """
-    embeddings = judge.embed(judge.conform(_flat(train_clips), sample_rate))
+    embeddings = judge.embed(judge.conform(audio.clip_batch(train_clips), sample_rate))
     num_words = len(judge.labels)
     row = _score(name, test_clips, sample_rate, judge, embeddings, test_labels, num_words, splits)
     return Reference(int(sample_rate), embeddings, row, num_words)
@@ -234,7 +234,7 @@ def score(
 
 
 def _score(name, clips, sample_rate, judge, embeddings, asked, num_words, splits) -> Row:
-    clips = _flat(clips)
+    clips = audio.clip_batch(clips)
     if len(clips) < 2:
         raise ValueError(f"need at least 2 clips to score, got {len(clips)}.")
     generated, probabilities = judge.features(judge.conform(clips, sample_rate))
@@ -292,7 +292,7 @@ def evaluate(
         report = None
         clips = np.asarray(generator.generate(*arguments), np.float32)
     seconds = time.perf_counter() - started
-    clips = _flat(clips)
+    clips = audio.clip_batch(clips)
     if clips.shape[0] != n:
         raise ValueError(f"{generator.name} made {clips.shape[0]} clips instead of {n}.")
     row = score(generator.name, clips, generator.sample_rate, judge, reference, asked, splits)
@@ -385,16 +385,6 @@ def plot(rows: Sequence[Row], references: Row | Sequence[Row] | None = None):
         ax.tick_params(axis="x", rotation=30)
     figure.tight_layout()
     return figure
-
-
-def _flat(clips: np.ndarray) -> np.ndarray:
-    """``[n, samples(, 1)]`` -> float32 ``[n, samples]``."""
-    clips = np.asarray(clips, np.float32)
-    if clips.ndim == 3 and clips.shape[-1] == 1:
-        clips = clips[..., 0]
-    if clips.ndim != 2:
-        raise ValueError(f"clips must be shaped [n, samples], got {clips.shape}.")
-    return clips
 
 
 def _joules(report: energy.EnergyReport | None) -> float | None:

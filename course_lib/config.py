@@ -22,6 +22,7 @@ Mode = Literal["quick", "full"]
 MODES: tuple[Mode, ...] = ("quick", "full")
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = DRIVE_MOUNT / "MyDrive" / "generative_audio_course"
+DOWNLOAD_MIRROR_VARIABLE = "COURSE_DOWNLOAD_MIRROR"
 
 
 def mode() -> Mode:
@@ -110,7 +111,7 @@ def on_tpu() -> bool:
 
 def download_mirror() -> str | None:
     """A classroom mirror of the datasets' archives (``COURSE_DOWNLOAD_MIRROR``), or None."""
-    return os.environ.get("COURSE_DOWNLOAD_MIRROR") or None
+    return os.environ.get(DOWNLOAD_MIRROR_VARIABLE) or None
 
 
 def checkpoint_root() -> Path:

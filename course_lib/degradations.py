@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import audio
+
 
 def add_noise_at_snr(clips: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     """Add white Gaussian noise at a signal-to-noise ratio of ``snr_db`` per clip.
@@ -51,9 +53,5 @@ def time_shift(clips: np.ndarray, shift: int) -> np.ndarray:
 
 
 def _clips(clips: np.ndarray) -> np.ndarray:
-    clips = np.asarray(clips, np.float32)
-    if clips.ndim == 3 and clips.shape[-1] == 1:
-        clips = clips[..., 0]
-    if clips.ndim != 2:
-        raise ValueError(f"clips must be shaped [n, samples], got {clips.shape}.")
-    return clips.copy()
+    """A float32 ``[n, samples]`` copy to damage (the caller's clips stay as they were)."""
+    return audio.clip_batch(clips).copy()

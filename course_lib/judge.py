@@ -270,11 +270,7 @@ class Judge:
         Generators that work at 4 or 8 kHz, or make shorter clips, are scored this way
         (band-limited audio scores worse: that is part of what the judge measures).
         """
-        clips = np.asarray(clips, np.float32)
-        if clips.ndim == 3 and clips.shape[-1] == 1:
-            clips = clips[..., 0]
-        if clips.ndim != 2:
-            raise ValueError(f"clips must be shaped [n, samples], got {clips.shape}.")
+        clips = audio_lib.clip_batch(clips)
         resampled = [
             audio_lib.fit_length(
                 audio_lib.resample(clip, sample_rate, self.sample_rate), self.clip_samples

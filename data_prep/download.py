@@ -43,7 +43,6 @@ from course_lib import config
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 30
-MIRROR_VARIABLE = "COURSE_DOWNLOAD_MIRROR"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,8 +265,8 @@ def _fetch(url: str, partial: Path, offset: int, progress: bool) -> None:
         reason = getattr(error, "reason", error)
         raise ConnectionError(
             f"cannot reach {url} ({reason}). Are you offline? Download it by hand into "
-            f"{partial.parent}, set {MIRROR_VARIABLE} to a mirror, or convert a folder you "
-            "already have with --source."
+            f"{partial.parent}, set {config.DOWNLOAD_MIRROR_VARIABLE} to a mirror, or convert "
+            "a folder you already have with --source."
         ) from None
     with response:
         resumed = response.status == 206

@@ -125,3 +125,14 @@ def test_a_silent_clip_plays_silence_and_a_quiet_one_full_volume():
     np.testing.assert_array_equal(decoded(audio.play(np.zeros((800, 1)), 8000)), 0)
     quiet = 0.01 * np.sin(np.linspace(0, 20 * np.pi, 800))
     assert np.abs(decoded(audio.play(quiet, 8000))).max() >= 32000
+
+
+def test_clip_batch_takes_the_models_channel_axis_off_and_refuses_other_shapes():
+    clips = np.arange(6, dtype=np.float64).reshape(2, 3, 1)
+    flat = audio.clip_batch(clips)
+    assert flat.dtype == np.float32 and flat.shape == (2, 3)
+    np.testing.assert_array_equal(flat, clips[..., 0])
+    assert audio.clip_batch(flat).shape == (2, 3)
+    for shape in [(6,), (2, 3, 2), (1, 2, 3, 1)]:
+        with pytest.raises(ValueError, match=r"clips must be shaped \[n, samples\], got"):
+            audio.clip_batch(np.zeros(shape))

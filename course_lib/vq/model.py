@@ -38,6 +38,7 @@ import numpy as np
 from keras import ops
 
 from course_lib import accelerator, spectrogram
+from course_lib import audio as audio_lib
 from course_lib.vq.quantizer import VectorQuantizer
 from course_lib.vq.settings import VQConfig
 
@@ -400,11 +401,7 @@ def spectrogram_images(audio, spec: spectrogram.SpectrogramSpec) -> np.ndarray:
 
     For a few clips (a batch, a sample): a whole split goes through
     :func:`spectrogram_dataset`, which never holds it."""
-    audio = np.asarray(audio, np.float32)
-    if audio.ndim == 3 and audio.shape[-1] == 1:
-        audio = audio[..., 0]
-    if audio.ndim != 2:
-        raise ValueError(f"audio must be shaped [n, samples], got {audio.shape}.")
+    audio = audio_lib.clip_batch(audio)
     images = [
         ops.convert_to_numpy(spectrogram.to_spectrogram(audio[start : start + 64], spec))
         for start in range(0, audio.shape[0], 64)

@@ -23,6 +23,7 @@ from course_tools.kernel_messages import poll_kernel_replies_in_slices
 poll_kernel_replies_in_slices()
 
 # Executed notebooks are kept for tests/test_executed_notebooks.py, which runs last.
+from course_tools import background_rehearsal  # noqa: E402
 from course_tools.executed_notebooks import executed_folder, keep_executed_notebooks  # noqa: E402
 
 
@@ -31,6 +32,28 @@ def pytest_configure(config):
         keep_executed_notebooks(executed_folder())
 
 
+def _reads_the_rehearsal(item) -> bool:
+    return background_rehearsal.FIXTURE_NAME in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(items):
-    """The tests that read executed notebooks run after the notebooks."""
-    items.sort(key=lambda item: item.path.name == "test_executed_notebooks.py")
+    """The notebooks' rehearsal checks run after the quick notebooks (the rehearsal runs
+    beside them), and the tests that read executed notebooks run last."""
+    items.sort(
+        key=lambda item: (
+            2 if item.path.name == "test_executed_notebooks.py" else int(_reads_the_rehearsal(item))
+        )
+    )
+
+
+def pytest_collection_finish(session):
+    """Start the notebooks' full-size rehearsal in the background as soon as a selected
+    test needs it (``course_tools.background_rehearsal``)."""
+    if any(_reads_the_rehearsal(item) for item in session.items):
+        session.config.stash[background_rehearsal.PROCESS_KEY] = background_rehearsal.start()
+
+
+def pytest_unconfigure(config):
+    process = config.stash.get(background_rehearsal.PROCESS_KEY, None)
+    if process is not None:
+        background_rehearsal.stop(process)

@@ -27,6 +27,11 @@ the runtime's disk (``config.scratch_dir()``) and are not counted.
   ``.keras`` file with its optimizer both measure that, plus a few kB). The judge keeps
   a backup and ``judge.keras``; the others one copy. The networks are built by
   ``course_tools.full_presets`` at their full sizes, as the rehearsal builds them.
+- **Kept clips.** The clips the notebooks score are kept beside the checkpoints, batch
+  by batch, so that a disconnected scoring cell resumes
+  (``course_lib.resumable_generation``): float32, 4 bytes per sample (the ``.npz``
+  headers add a few hundred bytes per batch). The counts come from the presets'
+  ``score_clips`` (notebook 03 scores DDPM and DDIM) and notebook 07's clips per model.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
@@ -158,6 +164,52 @@ def checkpoint_bytes(params: int, copies: int = 1) -> int:
     return params * 4 * 3 * copies
 
 
+@dataclasses.dataclass(frozen=True)
+class KeptClips:
+    """Generated clips kept on Drive for scoring (``course_lib.resumable_generation``).
+
+    Attributes:
+        name: which clips.
+        notebook: the notebook that makes them.
+        clips: how many.
+        clip_samples: samples per clip.
+    """
+
+    name: str
+    notebook: str
+    clips: int
+    clip_samples: int
+
+    @property
+    def bytes(self) -> int:
+        """float32 samples: ``clips x clip_samples x 4``."""
+        return self.clips * self.clip_samples * 4
+
+
+def course_kept_clips() -> list[KeptClips]:
+    """The scored clips the notebooks keep in full mode (all at 1 s)."""
+    from course_lib.comparison import ComparisonConfig
+    from course_lib.diffusion.settings import DiffusionConfig
+    from course_lib.vae.settings import VAEConfig
+    from course_lib.wavenet.settings import WaveNetConfig
+
+    diffusion, vae, wavenet = DiffusionConfig.full(), VAEConfig.full(), WaveNetConfig.full()
+    wavenet_samples = int(wavenet.generate_seconds * wavenet.sample_rate)
+    return [
+        KeptClips(
+            "diffusion: DDPM and DDIM", "03", 2 * diffusion.score_clips, diffusion.clip_samples
+        ),
+        KeptClips("VAE", "04", vae.score_clips, vae.sample_rate),
+        KeptClips("WaveNet", "06", wavenet.score_clips, wavenet_samples),
+        KeptClips(
+            "four models",
+            "07",
+            4 * ComparisonConfig.full().clips_per_model,
+            diffusion.clip_samples,
+        ),
+    ]
+
+
 def nsynth_clips(max_per_family: int | None) -> tuple[int, bool]:
     """NSynth notes converted with ``max_per_family`` (at most that many per family and
     output split), and whether the count is an upper bound."""
@@ -269,7 +321,11 @@ def course_checkpoints() -> list[Checkpoint]:
     ]
 
 
-def footprint_table(conversions: list[Conversion], checkpoints: list[Checkpoint]) -> str:
+def footprint_table(
+    conversions: list[Conversion],
+    checkpoints: list[Checkpoint],
+    kept: Sequence[KeptClips] = (),
+) -> str:
     """A Markdown table of every folder on Drive, with subtotals and the total in GB."""
     lines = [
         "| on Google Drive | notebooks | clips / weights | bytes per clip / copies | GB |",
@@ -291,13 +347,29 @@ def footprint_table(conversions: list[Conversion], checkpoints: list[Checkpoint]
     saved = sum(checkpoint.bytes for checkpoint in checkpoints)
     if checkpoints:
         lines.append(f"| **checkpoints** | | | | **{saved / GB:.2f}** |")
-    lines.append(f"| **total** | | | | **{(datasets + saved) / GB:.2f}** |")
+    for clips in kept:
+        lines.append(
+            f"| kept clips: {clips.name} | {clips.notebook} | {clips.clips:,} | "
+            f"{clips.clip_samples * 4:,} | {clips.bytes / GB:.3f} |"
+        )
+    generated = sum(clips.bytes for clips in kept)
+    if kept:
+        lines.append(f"| **kept clips** | | | | **{generated / GB:.2f}** |")
+    lines.append(f"| **total** | | | | **{(datasets + saved + generated) / GB:.2f}** |")
     return "\n".join(lines)
 
 
-def total_bytes(conversions: list[Conversion], checkpoints: list[Checkpoint]) -> int:
+def total_bytes(
+    conversions: list[Conversion],
+    checkpoints: list[Checkpoint],
+    kept: Sequence[KeptClips] = (),
+) -> int:
     """Everything the course keeps on Drive, in bytes."""
-    return sum(row.bytes for row in conversions) + sum(row.bytes for row in checkpoints)
+    return (
+        sum(row.bytes for row in conversions)
+        + sum(row.bytes for row in checkpoints)
+        + sum(clips.bytes for clips in kept)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     conversions = course_conversions(args.words)
     checkpoints = [] if args.no_checkpoints else course_checkpoints()
-    print(footprint_table(conversions, checkpoints))
-    total = total_bytes(conversions, checkpoints) / GB
+    kept = course_kept_clips()
+    print(footprint_table(conversions, checkpoints, kept))
+    total = total_bytes(conversions, checkpoints, kept) / GB
     verdict = "within" if total <= DRIVE_BUDGET_GB else "OVER"
     print(
         f"\nfull mode, words={args.words}: {total:.2f} GB, "

@@ -12,7 +12,9 @@ One API for every notebook that scores generated audio (03, 06 and 07):
 - :func:`evaluate`: a :class:`Generator` makes ``n`` clips, timed (and its energy
   measured), then :func:`score`; speed is reported as seconds of audio made per second
   of wall-clock time, and as the real-time factor ``RTF = generation time / audio
-  duration`` (below 1: faster than real time);
+  duration`` (below 1: faster than real time). A generator with a ``keep_clips_in``
+  folder makes its clips in batches with a progress bar and keeps them there
+  (``course_lib.resumable_generation``): after a disconnect, the same call resumes;
 - :func:`table` and :func:`plot`: the rows side by side.
 
 Every set is scored on the same number of clips (the scores depend on it) by the same
@@ -27,12 +29,33 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from course_lib import audio, energy, metrics
+from course_lib import audio, energy, metrics, resumable_generation
+from course_lib.config import Presets, not_training
 
 WORD_ACCURACY = "word accuracy"
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonConfig(Presets):
+    """Settings of notebook 07 (``ComparisonConfig.for_mode()``).
+
+    Attributes:
+        clips_per_model: clips each model makes and is scored on, and real clips in
+            each reference row (full 500: FID's bias at that size is small next to the
+            gaps between models; quick 20).
+    """
+
+    clips_per_model: int = not_training(500)
+
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(clips_per_model=4)
+
+    @classmethod
+    def quick(cls) -> ComparisonConfig:
+        return cls(clips_per_model=20)
 
 
 @dataclasses.dataclass
@@ -48,6 +71,12 @@ class Generator:
         parameters: number of weights.
         training_energy: the energy its training took (may be unmeasured).
         conditioned: whether it is told which word to say.
+        keep_clips_in: the model's training folder, to make the clips in batches and
+            keep them in a subfolder of it, so that :func:`evaluate` resumes after a
+            disconnect (None: make all clips in one call, keep nothing).
+        settings: with ``keep_clips_in``, everything besides ``n``, the seed and the
+            words that decides the clips (e.g. the model's config, with its sampling
+            settings): another value makes and keeps other clips.
     """
 
     name: str
@@ -56,6 +85,8 @@ class Generator:
     parameters: int
     training_energy: energy.EnergyReport | None = None
     conditioned: bool = False
+    keep_clips_in: str | Path | None = None
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -263,6 +294,7 @@ def evaluate(
     seed: int = 0,
     splits: int = 1,
     measure: bool = True,
+    batch_size: int = 32,
 ) -> Row:
     """Generate ``n`` clips, timing them (and measuring their energy), and :func:`score`
     them against ``reference`` (at the generator's rate).
@@ -270,6 +302,12 @@ def evaluate(
     A ``conditioned`` generator is asked for the words in turn (clip ``i`` for word
     ``i mod num_words``), so every word is asked equally often, and its row gets the word
     accuracy.
+
+    A generator with ``keep_clips_in`` makes its clips ``batch_size`` at a time with a
+    progress bar, each batch kept in that folder as it finishes
+    (``resumable_generation.generate_in_batches``): run again after a disconnect, only
+    the missing batches are made, and the time and energy reported are those of all the
+    batches, measured when each was made.
 
     Args:
         generator: the model.
@@ -279,10 +317,15 @@ def evaluate(
         seed: generation seed.
         splits: Inception Score splits.
         measure: measure the generation's energy with codecarbon.
+        batch_size: clips per batch of a generator with ``keep_clips_in``.
     """
     if n < 2:
         raise ValueError(f"need at least 2 clips to score, got {n}.")
     asked = np.arange(n) % reference.num_words if generator.conditioned else None
+    if generator.keep_clips_in is not None:
+        return _evaluate_in_batches(
+            generator, judge, reference, n, seed, splits, measure, batch_size, asked
+        )
     arguments = (n, seed) if asked is None else (n, seed, asked)
     started = time.perf_counter()
     if measure:
@@ -301,6 +344,30 @@ def evaluate(
         seconds=seconds,
         parameters=generator.parameters,
         generation_energy=report,
+        training_energy=generator.training_energy,
+    )
+
+
+def _evaluate_in_batches(
+    generator, judge, reference, n, seed, splits, measure, batch_size, asked
+) -> Row:
+    made = resumable_generation.generate_in_batches(
+        generator.generate,
+        n,
+        generator.keep_clips_in,
+        {"generator": generator.name, **generator.settings},
+        labels=asked,
+        seed=seed,
+        batch_size=batch_size,
+        measure=measure,
+        name=f"{generator.name} generation",
+    )
+    row = score(generator.name, made.clips, generator.sample_rate, judge, reference, asked, splits)
+    return dataclasses.replace(
+        row,
+        seconds=made.seconds,
+        parameters=generator.parameters,
+        generation_energy=made.energy,
         training_energy=generator.training_energy,
     )
 

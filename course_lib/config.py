@@ -1,8 +1,11 @@
 """Run mode, folders, seeds, Colab detection and the distribution strategy.
 
 Every notebook starts from here: ``COURSE_MODE`` picks the ``quick`` preset (CPU,
-offline fixtures, tiny models; what CI runs) or the ``full`` one (Colab GPU, real
-datasets, published model sizes). Nothing else in the kit reads the environment.
+offline fixtures, tiny models; what CI runs), the ``full`` one (Colab GPU, real
+datasets, published model sizes), or the ``rehearsal`` of the full one (the full
+presets' shapes with tiny counts on tiny fixtures, so that CI runs every full-mode line
+of every notebook on the CPU before a class runs it on Colab). Nothing else in the kit
+reads the environment.
 
 Used in: every notebook.
 """
@@ -13,33 +16,47 @@ import dataclasses
 import os
 import random
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
-Mode = Literal["quick", "full"]
-MODES: tuple[Mode, ...] = ("quick", "full")
+Mode = Literal["quick", "full", "rehearsal"]
+MODES: tuple[Mode, ...] = ("quick", "full", "rehearsal")
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = DRIVE_MOUNT / "MyDrive" / "generative_audio_course"
 DOWNLOAD_MIRROR_VARIABLE = "COURSE_DOWNLOAD_MIRROR"
 
 
 def mode() -> Mode:
-    """The run mode from ``COURSE_MODE``: ``"quick"`` or ``"full"`` (the default).
+    """The run mode from ``COURSE_MODE``: ``"quick"``, ``"full"`` (the default) or
+    ``"rehearsal"``.
 
     Raises:
         ValueError: if ``COURSE_MODE`` holds anything else.
     """
     value = os.environ.get("COURSE_MODE", "full").strip().lower() or "full"
     if value not in MODES:
-        raise ValueError(f"COURSE_MODE must be 'quick' or 'full', not {value!r}.")
+        raise ValueError(f"COURSE_MODE must be one of {', '.join(MODES)}, not {value!r}.")
     return value  # type: ignore[return-value]
 
 
 def is_quick() -> bool:
     """True in quick mode (CI, CPU, offline fixtures)."""
     return mode() == "quick"
+
+
+def uses_fixtures() -> bool:
+    """True unless in full mode: quick mode and the rehearsal read the offline fixtures
+    (the rehearsal a few clips of each), full mode the published datasets."""
+    return mode() != "full"
+
+
+def _mode_folder(root: Path) -> Path:
+    """``root`` in full mode, ``root / <mode>`` otherwise: fixtures and their models
+    never mix with real data, nor the rehearsal's with quick mode's."""
+    return root if mode() == "full" else root / mode()
 
 
 def in_colab() -> bool:
@@ -57,7 +74,8 @@ def data_dir() -> Path:
 
     Order: ``COURSE_DATA_DIR``; Google Drive when mounted (so a disconnect costs
     nothing); ``/content/course_data`` on Colab; ``~/course_data`` elsewhere. Quick
-    mode uses a ``quick/`` subfolder so fixtures never mix with real data.
+    mode and the rehearsal use a subfolder named after the mode, so fixtures never mix
+    with real data.
     """
     if os.environ.get("COURSE_DATA_DIR"):
         root = Path(os.environ["COURSE_DATA_DIR"]).expanduser()
@@ -67,7 +85,7 @@ def data_dir() -> Path:
         root = Path("/content/course_data")
     else:
         root = Path.home() / "course_data"
-    folder = root / "quick" if is_quick() else root
+    folder = _mode_folder(root)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -86,13 +104,13 @@ def scratch_dir() -> Path:
     disk: it is wiped with the runtime, which costs a new download only when a
     conversion is still missing); ``data_dir() / "scratch"`` elsewhere (the data folder
     is on a local disk then, and keeping the download saves the next one). Quick mode
-    uses a ``quick/`` subfolder, as :func:`data_dir` does. Created if missing.
+    and the rehearsal use a subfolder named after the mode, as :func:`data_dir` does.
+    Created if missing.
     """
     if os.environ.get("COURSE_SCRATCH_DIR"):
-        root = Path(os.environ["COURSE_SCRATCH_DIR"]).expanduser()
-        folder = root / "quick" if is_quick() else root
+        folder = _mode_folder(Path(os.environ["COURSE_SCRATCH_DIR"]).expanduser())
     elif in_colab():
-        folder = COLAB_SCRATCH_FOLDER / "quick" if is_quick() else COLAB_SCRATCH_FOLDER
+        folder = _mode_folder(COLAB_SCRATCH_FOLDER)
     else:
         folder = data_dir() / "scratch"
     folder.mkdir(parents=True, exist_ok=True)
@@ -203,10 +221,14 @@ def _training_values(value: Any) -> Any:
 
 
 class Presets:
-    """Mixin for a notebook's frozen config dataclass with ``full`` and ``quick`` presets.
+    """Mixin for a notebook's frozen config dataclass with ``full``, ``quick`` and
+    ``rehearsal`` presets.
 
     Subclasses define the dataclass fields with the full-mode defaults and override
-    :meth:`quick` to return the small variant (usually ``dataclasses.replace``).
+    :meth:`quick` to return the small variant (usually ``dataclasses.replace``). The
+    rehearsal is the full preset with the counts of :attr:`REHEARSAL_COUNTS` replaced
+    (epochs, steps, clips, iterations): every shape, width and layer count stays full,
+    so a rehearsal builds and runs the very models a T4 will, only briefly.
 
     Training folders are keyed on :meth:`tag`, a hash of the fields that change
     training. Every field counts unless it is declared with :func:`not_training`
@@ -219,10 +241,18 @@ class Presets:
         >>> cfg = DiffusionConfig.for_mode()
     """
 
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = {}
+    """Field -> tiny value: the counts the rehearsal shrinks (never a shape or a size)."""
+
     @classmethod
     def full(cls) -> Self:
         """The full-mode preset: the dataclass defaults."""
         return cls()
+
+    @classmethod
+    def rehearsal(cls) -> Self:
+        """The rehearsal of the full preset: ``full()`` with :attr:`REHEARSAL_COUNTS`."""
+        return cls.full().replace(**cls.REHEARSAL_COUNTS)
 
     @classmethod
     def quick(cls) -> Self:
@@ -234,8 +264,8 @@ class Presets:
         """The preset for ``run_mode`` (default: :func:`mode`)."""
         chosen = run_mode or mode()
         if chosen not in MODES:
-            raise ValueError(f"mode must be 'quick' or 'full', not {chosen!r}.")
-        return cls.quick() if chosen == "quick" else cls.full()
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {chosen!r}.")
+        return {"quick": cls.quick, "full": cls.full, "rehearsal": cls.rehearsal}[chosen]()
 
     @classmethod
     def training_fields(cls) -> tuple[str, ...]:

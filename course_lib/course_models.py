@@ -58,7 +58,7 @@ def diffusion(
         model = diffusion_lib.build_diffusion_model(
             cfg, num_classes=len(manifest.labels), clip_samples=manifest.clip_samples
         )
-    train = data.load_split(folder, "train", batch_size=cfg.batch_size, cache=True)
+    train = data.load_split(folder, "train", batch_size=cfg.batch_size)
     run_folder = Path(checkpoints) / DIFFUSION_FOLDER / cfg.tag()
     return training.train_or_restore(
         model, train, run_folder, cfg.epochs, callbacks, verbose=verbose
@@ -80,8 +80,8 @@ def vae(
     config.set_seed(cfg.seed)
     with config.strategy().scope():
         model = vae_lib.build_vae(clip_samples, cfg)
-    train = data.load_split(folder, "train", batch_size=cfg.batch_size, seed=cfg.seed, cache=True)
-    validation = data.load_split(folder, "validation", batch_size=256, shuffle=False, cache=True)
+    train = data.load_split(folder, "train", batch_size=cfg.batch_size, seed=cfg.seed)
+    validation = data.load_split(folder, "validation", batch_size=256, shuffle=False)
     run_folder = Path(checkpoints) / VAE_FOLDER / cfg.tag()
     return training.train_or_restore(
         model,

@@ -57,8 +57,9 @@ def load_digit_images(
     """Training and test digit images, float32 ``[n, 32, 32, 1]`` in [0, 1].
 
     Args:
-        mode: ``"full"`` (MNIST, downloads on first use) or ``"quick"`` (scikit-learn's
-            8 x 8 digits, offline): a notebook passes ``config.mode()``.
+        mode: ``"full"`` (MNIST, downloads on first use), ``"quick"`` or ``"rehearsal"``
+            (scikit-learn's 8 x 8 digits, offline, at MNIST's shape): a notebook passes
+            ``config.mode()``.
         limit: keep at most this many images of each split.
         seed: the quick split's shuffle (80% training, 20% test).
 
@@ -66,7 +67,7 @@ def load_digit_images(
         ``(train, test)``.
     """
     if mode not in config.MODES:
-        raise ValueError(f"mode must be 'quick' or 'full', not {mode!r}.")
+        raise ValueError(f"mode must be one of {', '.join(config.MODES)}, not {mode!r}.")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}.")
     if mode == "full":

@@ -25,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -161,6 +161,12 @@ class JudgeConfig(config.Presets):
     # scoring: Inception Score splits (10 in the papers; the quick test set has 50 clips);
     # not part of tag(), so changing it keeps the trained judge
     score_splits: int = config.not_training(10)
+    # the test clips that notebook 02 damages for its sweeps (the first ones in file order:
+    # 64 MB at 16 kHz, the whole quick test set); not part of tag()
+    sweep_clips: int = config.not_training(1000)
+
+    # The rehearsal (COURSE_MODE=rehearsal): the full network for one epoch.
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(epochs=1, score_splits=1)
 
     @classmethod
     def quick(cls) -> JudgeConfig:
@@ -226,6 +232,21 @@ class Evaluation:
     def misclassified(self) -> np.ndarray:
         """Indices of the clips the judge got wrong."""
         return np.flatnonzero(self.true != self.predicted)
+
+
+@dataclasses.dataclass
+class SplitFeatures:
+    """What the judge makes of every clip of a split (:meth:`Judge.split_features`).
+
+    Attributes:
+        embeddings: ``[n, embedding_dim]`` penultimate features, for the Fréchet distance.
+        probabilities: ``[n, classes]`` softmax of the logits, for the Inception Score.
+        labels: ``[n]`` the clips' true labels.
+    """
+
+    embeddings: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
 
 
 class Judge:
@@ -313,12 +334,51 @@ class Judge:
         """The most likely class per clip, ``[n]`` ints."""
         return np.argmax(self.predict_proba(audio, batch_size), axis=-1)
 
-    def evaluate(self, folder: str | Path, split: str = "test") -> Evaluation:
-        """Accuracy and confusion matrix on a split of a converted dataset."""
-        audio, true = data.read_arrays(folder, split)
+    def split_features(
+        self, folder: str | Path, split: str, batch_size: int = 256
+    ) -> SplitFeatures:
+        """Embeddings, probabilities and labels of every clip of a split, in file order.
+
+        The clips stream batch by batch from the TFRecords (``data.load_split``), so the
+        memory is one batch of audio and ``embedding_dim + classes`` floats per clip:
+        16 MB for SC09's 31,158 training clips, whose audio would take 2 GB. The dataset
+        must be at the judge's rate and clip length (``conform`` is for other audio).
+        """
+        manifest = data.read_manifest(folder)
+        if (manifest.sample_rate, manifest.clip_samples) != (self.sample_rate, self.clip_samples):
+            raise ValueError(
+                f"{folder} holds clips of {manifest.clip_samples} samples at "
+                f"{manifest.sample_rate} Hz; the judge takes {self.clip_samples} samples at "
+                f"{self.sample_rate} Hz."
+            )
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for audio, labels in data.load_split(folder, split, batch_size, shuffle=False):
+            embeddings, logits = self._forward(audio)
+            probabilities = keras.ops.softmax(logits, axis=-1)
+            parts.append((np.asarray(embeddings), np.asarray(probabilities), labels.numpy()))
+        if not parts:
+            width = self.model.get_layer(EMBEDDING_LAYER).units
+            parts = [
+                (
+                    np.zeros((0, width), np.float32),
+                    np.zeros((0, len(self.labels)), np.float32),
+                    np.zeros(0, np.int32),
+                )
+            ]
+        return SplitFeatures(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+    def evaluate(
+        self, folder: str | Path, split: str = "test", batch_size: int = 256
+    ) -> Evaluation:
+        """Accuracy and confusion matrix on a split of a converted dataset, streamed
+        (:meth:`split_features`); ``true`` and ``predicted`` are in file order, so
+        ``data.read_table(folder, split, rows=evaluation.misclassified())`` reads the
+        clips it got wrong."""
+        features = self.split_features(folder, split, batch_size)
+        true = features.labels
         if len(true) == 0:
             raise ValueError(f"{folder} has no {split!r} clips to evaluate on.")
-        predicted = self.predict_labels(audio)
+        predicted = np.argmax(features.probabilities, axis=-1)
         classes = len(self.labels)
         confusion = np.zeros((classes, classes), np.int64)
         np.add.at(confusion, (true, predicted), 1)
@@ -408,10 +468,9 @@ def train_judge(
         noise_bank=noise_bank,
         noise_probability=cfg.noise_probability,
         max_noise_gain=cfg.max_noise_gain,
-        cache=True,
         repeat=steps_per_epoch is not None,
-    )
-    validation = data.load_split(folder, "validation", batch_size=256, shuffle=False, cache=True)
+    )  # read from the shards every epoch: no cache, see data.load_split
+    validation = data.load_split(folder, "validation", batch_size=256, shuffle=False)
     strategy = strategy or config.strategy()
     with strategy.scope():
         model = build_judge_model(manifest.clip_samples, len(manifest.labels), cfg)

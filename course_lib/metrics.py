@@ -192,6 +192,21 @@ def judge_scores(
         ``{"FID", "IS", "mIS"[, "AM"]}`` name -> :class:`Score`.
     """
     embeddings, probabilities = judge.features(clips)
+    return scores_from_features(
+        embeddings, probabilities, reference_embeddings, splits, train_class_frequencies
+    )
+
+
+def scores_from_features(
+    embeddings: np.ndarray,
+    probabilities: np.ndarray,
+    reference_embeddings: np.ndarray,
+    splits: int = 10,
+    train_class_frequencies: Sequence[float] | None = None,
+) -> dict[str, Score]:
+    """:func:`judge_scores` of clips the judge has already seen: their embeddings
+    ``[n, d]`` and probabilities ``[n, classes]`` (``Judge.split_features`` streams a
+    whole split into them without holding its audio)."""
     scores = {
         "FID": fid_from_embeddings(embeddings, reference_embeddings),
         "IS": inception_score(probabilities, min(splits, len(probabilities))),

@@ -1,9 +1,16 @@
 """Run every notebook top to bottom and publish the results: ``python -m course_tools.run_course``.
 
-For each notebook it writes ``OUT/<notebook>.html`` (the executed copy) and collects
-the WAV files the notebook wrote into ``OUT/<notebook>/`` (each notebook gets
-``COURSE_OUTPUT_DIR`` pointing there). ``OUT/index.html`` links everything, with an
-audio player per WAV, so the course's results can be browsed in a browser.
+For each notebook it writes ``OUT/<notebook>.html`` and ``OUT/<notebook>.ipynb`` (the
+executed copy) and collects the WAV files the notebook wrote into ``OUT/<notebook>/``
+(each notebook gets ``COURSE_OUTPUT_DIR`` pointing there). ``OUT/index.html`` links
+everything, with an audio player per WAV, so the course's results can be browsed in a
+browser. ``OUT/runs.json`` records each notebook as it finishes: its time, its error, and
+the peak memory of its kernel (Linux's ``VmHWM``, read after every cell).
+
+``--mode rehearsal`` is the full-size rehearsal: every notebook with the full presets'
+shapes and tiny counts, on tiny fixtures, on the CPU (``course_lib.config``). The test
+run starts it in the background (``conftest.py``) and ``tests/test_rehearsal.py`` reads
+its ``runs.json``.
 
 When Chromium, ChromeDriver and Selenium are installed (``apt-get install chromium
 chromium-driver``), it then opens ``OUT/index.html`` headless, checks that every audio
@@ -12,8 +19,9 @@ skips that step (``--no-screenshot`` skips it always).
 
 Usage::
 
-    python -m course_tools.run_course [--out outputs] [--mode quick|full]
-                                    [--screenshot | --no-screenshot] [NOTEBOOK ...]
+    python -m course_tools.run_course [--out outputs] [--mode quick|full|rehearsal]
+                                    [--data-dir FOLDER] [--screenshot | --no-screenshot]
+                                    [NOTEBOOK ...]
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import html
+import json
 import os
 import re
 import sys
@@ -34,6 +43,8 @@ from course_tools import browser_check
 NOTEBOOK_FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 TITLE = "Generative Audio Course Kit: results"
 SCREENSHOT_NAME = "index_screenshot.png"
+RUNS_NAME = "runs.json"
+MODES = ("quick", "full", "rehearsal")  # course_lib.config.MODES, without importing it
 
 
 @dataclasses.dataclass
@@ -45,10 +56,55 @@ class NotebookRun:
     wavs: list[Path]
     seconds: float
     error: str = ""
+    peak_mb: float | None = None  # the kernel's peak resident memory (None: not on Linux)
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+    def to_json(self) -> dict:
+        """The record of ``runs.json``: paths as text."""
+        return {
+            "notebook": self.notebook.name,
+            "html": str(self.html),
+            "wavs": [str(wav) for wav in self.wavs],
+            "seconds": round(self.seconds, 1),
+            "error": self.error,
+            "peak_mb": None if self.peak_mb is None else round(self.peak_mb, 1),
+        }
+
+
+def read_runs(out: Path) -> dict[str, dict]:
+    """Notebook name -> its record in ``out/runs.json`` (empty before the first ends)."""
+    try:
+        return json.loads((Path(out) / RUNS_NAME).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _record_run(run: NotebookRun, out: Path) -> None:
+    """Add ``run`` to ``out/runs.json``, written whole and renamed into place."""
+    runs = read_runs(out)
+    runs[run.notebook.name] = run.to_json()
+    partial = Path(out) / f".{RUNS_NAME}.partial"
+    partial.write_text(json.dumps(runs, indent=1))
+    partial.replace(Path(out) / RUNS_NAME)
+
+
+def _peak_memory_mb(pid: int | None) -> float | None:
+    """The peak resident memory of process ``pid`` in MB (``VmHWM``), or None."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (OSError, TypeError):
+        return None
+    kilobytes = next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")), None)
+    return None if kilobytes is None else kilobytes / 1024
+
+
+def _kernel_pid(client) -> int | None:
+    provisioner = getattr(client.km, "provisioner", None)
+    process = getattr(provisioner, "process", None)
+    return getattr(provisioner, "pid", None) or getattr(process, "pid", None)
 
 
 def _last_line(text: str, limit: int = 300) -> str:
@@ -57,12 +113,24 @@ def _last_line(text: str, limit: int = 300) -> str:
 
 
 def execute_notebook(
-    notebook: Path, out: Path, mode: str = "quick", cell_timeout: int = 900
+    notebook: Path,
+    out: Path,
+    mode: str = "quick",
+    cell_timeout: int = 900,
+    data_dir: Path | None = None,
 ) -> NotebookRun:
-    """Execute ``notebook`` in a fresh kernel and write its HTML copy and WAVs under ``out``.
+    """Execute ``notebook`` in a fresh kernel and write its executed copy (HTML and
+    ``.ipynb``) and WAVs under ``out``.
 
     A failing cell, a cell timeout or a dead kernel does not stop the run: the HTML
     shows what ran, and :attr:`NotebookRun.error` says what went wrong.
+
+    Args:
+        notebook: the ``.ipynb`` file.
+        out: the results folder.
+        mode: ``COURSE_MODE`` of the kernel.
+        cell_timeout: seconds one cell may take.
+        data_dir: ``COURSE_DATA_DIR`` of the kernel (default: the course's own).
     """
     import nbclient
     import nbformat
@@ -74,14 +142,24 @@ def execute_notebook(
     wav_folder = out / notebook.stem
     wav_folder.mkdir(parents=True, exist_ok=True)
     environment = {"COURSE_MODE": mode, "COURSE_OUTPUT_DIR": str(wav_folder.resolve())}
+    if data_dir is not None:
+        environment["COURSE_DATA_DIR"] = str(Path(data_dir).resolve())
     previous = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)
     document = nbformat.read(notebook, as_version=4)
+    peaks: list[float] = []
+
+    def after_cell(**_):  # VmHWM only grows: the last reading is the kernel's peak so far
+        peak = _peak_memory_mb(_kernel_pid(client))
+        if peak is not None:
+            peaks.append(peak)
+
     client = nbclient.NotebookClient(
         document,
         timeout=cell_timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(notebook.parent)}},
+        on_cell_executed=after_cell,
     )
     start = time.perf_counter()
     error = ""
@@ -98,11 +176,12 @@ def execute_notebook(
             else:
                 os.environ[key] = value
     seconds = time.perf_counter() - start
+    nbformat.write(document, str(out / notebook.name))
     body, _ = HTMLExporter(embed_images=True).from_notebook_node(document)
     html_path = out / f"{notebook.stem}.html"
     html_path.write_text(body, encoding="utf-8")
     wavs = sorted(wav_folder.rglob("*.wav"))
-    return NotebookRun(notebook, html_path, wavs, seconds, error)
+    return NotebookRun(notebook, html_path, wavs, seconds, error, max(peaks, default=None))
 
 
 def _href(path: Path, out: Path) -> str:
@@ -270,7 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "notebooks", nargs="*", type=Path, help="notebooks to run (default: all in notebooks/)"
     )
     parser.add_argument("--out", type=Path, default=Path("outputs"))
-    parser.add_argument("--mode", choices=("quick", "full"), default="quick")
+    parser.add_argument("--mode", choices=MODES, default="quick")
+    parser.add_argument(
+        "--data-dir", type=Path, help="the kernels' COURSE_DATA_DIR (default: the course's)"
+    )
     parser.add_argument(
         "--screenshot",
         action=argparse.BooleanOptionalAction,
@@ -284,14 +366,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing or not notebooks:
         print(f"error: no such notebook: {', '.join(missing) or NOTEBOOK_FOLDER}", file=sys.stderr)
         return 2
+    if args.out.resolve() == NOTEBOOK_FOLDER:
+        print("error: --out must not be the notebooks folder itself", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / RUNS_NAME).unlink(missing_ok=True)  # runs.json holds this run only
     runs = []
     for notebook in notebooks:
         print(f"running {notebook.name} ({args.mode} mode) ...", flush=True)
-        run = execute_notebook(Path(notebook).resolve(), args.out, mode=args.mode)
+        run = execute_notebook(
+            Path(notebook).resolve(), args.out, mode=args.mode, data_dir=args.data_dir
+        )
         runs.append(run)
+        _record_run(run, args.out)
         state = "ok" if run.ok else f"FAILED ({run.error})"
-        print(f"  {state} in {run.seconds:.0f} s, {len(run.wavs)} WAV files -> {run.html}")
+        peak = "" if run.peak_mb is None else f", kernel peak {run.peak_mb:.0f} MB"
+        print(f"  {state} in {run.seconds:.0f} s{peak}, {len(run.wavs)} WAV files -> {run.html}")
     index = write_index(runs, args.out, mode=args.mode)
     failed = [run.notebook.name for run in runs if not run.ok]
     print(f"{len(runs) - len(failed)} of {len(runs)} notebooks ran; results in {index}")

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
 from course_lib import config, data
 
@@ -30,6 +32,12 @@ JUDGE_SAMPLE_RATE = 16000
 """The judge's rate (``JudgeConfig.sample_rate`` in both presets): it scores every model."""
 PREFERRED_COMPARISON_WORD = "six"
 """The word of notebook 01's 16/8/4 kHz comparison: the hiss of its *s* fades first."""
+REHEARSAL_FIXTURE_SIZES = {"speech": 3, "notes": 2}
+"""The rehearsal's fixtures (``per_class`` of ``data_prep.fixtures.make_fixtures``): three
+speakers per word (one per split) and two notes per family and split. Tiny counts: the
+rehearsal runs the full presets' shapes, not their data. The music keeps its size (12
+files per genre, a few seconds in all): its splits are drawn by hashing file names, and
+fewer files can leave its test split empty."""
 
 
 def course_sample_rates(run_mode: config.Mode | None = None) -> tuple[int, ...]:
@@ -75,6 +83,9 @@ class SpeechCommandsConfig(config.Presets):
     benchmark_batches: int = 200
     # listening and plots
     clips_to_show: int = 8
+
+    # The rehearsal (COURSE_MODE=rehearsal): a few batches timed.
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(benchmark_batches=4)
 
     @classmethod
     def quick(cls) -> SpeechCommandsConfig:
@@ -168,20 +179,22 @@ def _words_tag(words: str) -> str:
 
 def _fixture(scratch: Path, kind: str) -> Path:
     """The folder of one fixture dataset under ``scratch / "fixtures"`` (``kind``:
-    ``"speech"``, ``"notes"`` or ``"music"``), generated on first use."""
+    ``"speech"``, ``"notes"`` or ``"music"``), generated on first use: the default size,
+    or :data:`REHEARSAL_FIXTURE_SIZES` in the rehearsal."""
     from data_prep.fixtures import make_fixtures
 
-    (made,) = make_fixtures(scratch / "fixtures", kind=kind).datasets
+    per_class = REHEARSAL_FIXTURE_SIZES.get(kind) if config.mode() == "rehearsal" else None
+    (made,) = make_fixtures(scratch / "fixtures", kind=kind, per_class=per_class).datasets
     return made.root
 
 
 def _fixture_or_download(
     root: str | Path | None, scratch: str | Path | None, kind: str, dataset: str
 ) -> Path:
-    """The ``kind`` fixture in quick mode; the published ``dataset``, downloaded into
-    ``scratch / "downloads"`` once, in full mode (both on the local disk)."""
+    """The ``kind`` fixture in quick mode and the rehearsal; the published ``dataset``,
+    downloaded into ``scratch / "downloads"`` once, in full mode (both on the local disk)."""
     scratch = _scratch(root, scratch)
-    if config.is_quick():
+    if config.uses_fixtures():
         return _fixture(scratch, kind)
     from data_prep.download import download_dataset
 

@@ -76,12 +76,13 @@ def test_a_colab_tpu_runtime_counts_as_an_accelerator(gpus, monkeypatch, capsys)
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize("mode", ["quick", "rehearsal"])
 @pytest.mark.parametrize("allow_cpu", [False, True])
-def test_quick_mode_never_checks(allow_cpu, monkeypatch, capsys):
+def test_quick_mode_and_the_rehearsal_never_check(mode, allow_cpu, monkeypatch, capsys):
     def no_looking(device_type=None):
-        raise AssertionError("quick mode must not look for a GPU")
+        raise AssertionError(f"{mode} mode must not look for a GPU")
 
-    monkeypatch.setenv("COURSE_MODE", "quick")
+    monkeypatch.setenv("COURSE_MODE", mode)
     monkeypatch.setattr(tf.config, "list_physical_devices", no_looking)
     assert accelerator.require_gpu(allow_cpu=allow_cpu) is None
     assert capsys.readouterr().out == ""
@@ -145,3 +146,47 @@ def test_ipython_shows_the_one_line_and_no_traceback(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "stopped by NoGPUError" in done.stderr
     assert done.stdout.splitlines() == [accelerator.NO_GPU_MESSAGE]
+
+
+REMAPPER_SCRIPT = """
+import sys
+import numpy as np
+import course_lib
+from course_lib import accelerator, vq
+if sys.argv[1] == "prepared":
+    print("switched off:", accelerator.skip_cpu_remapper())
+cfg = vq.VQConfig.quick()
+model = vq.build_vq_vae(cfg, digits=True)
+images = np.random.default_rng(0).uniform(size=(64, 32, 32, 1)).astype(np.float32)
+model.fit(images, epochs=1, batch_size=cfg.batch_size, verbose=0)
+"""
+
+
+def test_without_a_gpu_the_remapper_is_off_and_its_error_line_gone(tmp_path):
+    """Training the VQ-VAE on the CPU makes grappler's remapper print an ``E0000 ...
+    remapper failed`` line; after ``skip_cpu_remapper`` (part of ``prepare``) it does not."""
+    script = tmp_path / "fit_vq.py"
+    script.write_text(REMAPPER_SCRIPT)
+    runs = {
+        how: subprocess.run(
+            [sys.executable, str(script), how],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for how in ("as is", "prepared")
+    }
+    for done in runs.values():
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert "remapper failed" in runs["as is"].stderr  # the line the test is about
+    assert "remapper failed" not in runs["prepared"].stderr
+    assert runs["prepared"].stdout.strip() == "switched off: True"
+
+
+def test_with_a_gpu_the_remapper_stays_on(gpus):
+    gpus[:] = ["/physical_device:GPU:0"]
+    before = tf.config.optimizer.get_experimental_options().get("remapping")
+    assert accelerator.skip_cpu_remapper() is False
+    assert tf.config.optimizer.get_experimental_options().get("remapping") == before

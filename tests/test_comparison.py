@@ -167,3 +167,47 @@ def test_evaluate_measures_generation_energy_and_checks_the_count():
     short = comparison.Generator("short", lambda n, seed: np.zeros((n - 1, 200)), RATE, 1)
     with pytest.raises(ValueError, match="short made 3 clips instead of 4"):
         comparison.evaluate(short, judge, reference, 4, measure=False)
+
+
+def test_evaluate_keeps_batches_and_resumes_with_the_same_row(tmp_path):
+    judge = FakeJudge()
+    reference = _reference(judge)
+    calls = []
+
+    def speak(n, seed, words):
+        calls.append(n)
+        if len(calls) == 3 and disconnect:
+            raise ConnectionError("the runtime disconnected")
+        clips = np.random.default_rng(seed).normal(0, 1, (n, 200))
+        clips[:, 0] = np.where(np.asarray(words) == 0, 0.5, -0.5)  # heard as asked
+        return clips
+
+    def generator(settings):
+        return comparison.Generator(
+            "speaker", speak, RATE, 1, conditioned=True, keep_clips_in=tmp_path, settings=settings
+        )
+
+    disconnect = True
+    with pytest.raises(ConnectionError):
+        comparison.evaluate(
+            generator({"steps": 5}), judge, reference, 10, batch_size=4, measure=False
+        )
+    disconnect = False
+    calls.clear()
+    resumed = comparison.evaluate(
+        generator({"steps": 5}), judge, reference, 10, batch_size=4, measure=False
+    )
+    assert calls == [2]  # only the last batch of 4 + 4 + 2 was left
+    assert resumed.clips.shape == (10, 200) and resumed.word_accuracy == 1.0
+    assert resumed.seconds > 0  # the time of all three batches, two from the first session
+    calls.clear()
+    other = comparison.evaluate(
+        generator({"steps": 6}), judge, reference, 10, batch_size=4, measure=False
+    )
+    assert calls == [4, 4, 2] and other.clips.shape == (10, 200)  # other settings: made anew
+    assert len(list((tmp_path / "generated").iterdir())) == 2
+    calls.clear()
+    again = comparison.evaluate(
+        generator({"steps": 5}), judge, reference, 10, batch_size=4, measure=False
+    )
+    assert calls == [] and again.scores == resumed.scores and again.seconds == resumed.seconds

@@ -2,7 +2,9 @@
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -21,7 +23,9 @@ def test_mode_defaults_to_full_and_reads_quick(monkeypatch):
 
 def test_unknown_mode_names_the_variable(monkeypatch):
     monkeypatch.setenv("COURSE_MODE", "fast")
-    with pytest.raises(ValueError, match="COURSE_MODE must be 'quick' or 'full', not 'fast'"):
+    with pytest.raises(
+        ValueError, match="COURSE_MODE must be one of quick, full, rehearsal, not 'fast'"
+    ):
         config.mode()
 
 
@@ -29,8 +33,10 @@ def test_data_dir_override_and_quick_subfolder(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("COURSE_MODE", "full")
     assert config.data_dir() == tmp_path
+    monkeypatch.setenv("COURSE_MODE", "rehearsal")
+    assert config.data_dir() == tmp_path / "rehearsal" and config.uses_fixtures()
     monkeypatch.setenv("COURSE_MODE", "quick")
-    assert config.data_dir() == tmp_path / "quick"
+    assert config.data_dir() == tmp_path / "quick" and config.uses_fixtures()
     folder = config.checkpoint_dir("judge_sc09")
     assert folder == tmp_path / "quick" / "checkpoints" / "judge_sc09" and folder.is_dir()
     assert config.checkpoint_root() == folder.parent
@@ -116,6 +122,8 @@ class _ToyConfig(config.Presets):
     channels: int = 64
     epochs: int = 30
 
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(epochs=2)
+
     @classmethod
     def quick(cls):
         return cls(channels=4, epochs=1)
@@ -125,12 +133,15 @@ def test_presets_pick_by_mode_and_stay_frozen(monkeypatch):
     monkeypatch.setenv("COURSE_MODE", "quick")
     assert _ToyConfig.for_mode() == _ToyConfig(4, 1)
     assert _ToyConfig.for_mode("full") == _ToyConfig(64, 30)
+    assert _ToyConfig.for_mode("rehearsal") == _ToyConfig(64, 2)  # full shapes, few epochs
     cfg = _ToyConfig.for_mode()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 3
     assert cfg.replace(epochs=3).epochs == 3 and cfg.epochs == 1
     with pytest.raises(ValueError, match="mode must be"):
         _ToyConfig.for_mode("medium")
+    monkeypatch.setenv("COURSE_MODE", "rehearsal")
+    assert _ToyConfig.for_mode() == _ToyConfig(64, 2) and not config.is_quick()
 
 
 def test_a_config_tag_changes_with_any_setting():
@@ -258,7 +269,7 @@ def _real_configs():
             },
         ),
         JudgeConfig: (
-            {"score_splits": 3},
+            {"score_splits": 3, "sweep_clips": 7},
             {"learning_rate": 5e-4, "widths": (4, 8), "embedding_dim": 5, "epochs": 2},
         ),
     }

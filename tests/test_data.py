@@ -43,8 +43,8 @@ def test_round_trip_through_load_split(tmp_path):
     audio_read = np.concatenate([b[0].numpy()[..., 0] for b in batches])
     labels_read = np.concatenate([b[1].numpy() for b in batches])
     clips, labels = written["train"]
-    # Shards interleave in order 0, 1: examples 0,2,4,... then 1,3,5,... one at a time.
-    order = sorted(range(10), key=lambda i: (i // 2, i % 2))
+    # File order: shard 0 (examples 0, 2, 4, ...), then shard 1 (1, 3, 5, ...).
+    order = [*range(0, 10, 2), *range(1, 10, 2)]
     np.testing.assert_allclose(audio_read, clips[order], atol=1 / 32768 + 1e-7)
     np.testing.assert_array_equal(labels_read, labels[order])
     assert np.abs(audio_read).max() <= 1.0
@@ -204,3 +204,22 @@ def test_label_counts_count_the_split_in_label_order(tmp_path):
     assert data.label_counts(tmp_path, "train") == {
         name: int(np.sum(labels == index)) for index, name in enumerate("abc")
     }
+
+
+def test_rows_of_the_file_order_mean_the_same_clips_everywhere(tmp_path):
+    """load_split(shuffle=False), read_arrays and read_table share one file order across
+    shards, so read_table(rows=) reads the clips whose indices another pass found."""
+    written = _write_dataset(tmp_path, clips_per_split=(("train", 10),), shards=3)
+    table = data.read_table(tmp_path, "train")
+    clips, labels = data.read_arrays(tmp_path, "train")
+    np.testing.assert_array_equal(clips, table["audio"])
+    np.testing.assert_array_equal(labels, table["label"])
+    order = [*range(0, 10, 3), *range(1, 10, 3), *range(2, 10, 3)]
+    np.testing.assert_allclose(clips, written["train"][0][order], atol=1 / 32768 + 1e-7)
+    picked = data.read_table(tmp_path, "train", rows=[7, 2, 4])
+    np.testing.assert_array_equal(picked["audio"], table["audio"][[2, 4, 7]])
+    assert list(picked["source"]) == list(table["source"][[2, 4, 7]])
+    assert data.read_table(tmp_path, "train", rows=[]).keys() == table.keys()
+    assert len(data.read_table(tmp_path, "train", rows=[])["label"]) == 0
+    label_one = data.read_table(tmp_path, "train", rows=range(10), where={"label": 1})
+    np.testing.assert_array_equal(label_one["source"], table["source"][table["label"] == 1])

@@ -1,12 +1,14 @@
-"""What a student sees: the notebooks as nbmake executed them in this pytest session
-(kept by ``course_tools.executed_notebooks``; ``python -m pytest`` runs the notebooks
-before these tests)."""
+"""What a student sees: the notebooks as this pytest session executed them, in quick mode
+(nbmake; kept by ``course_tools.executed_notebooks``) and in the full-size rehearsal (kept
+by ``course_tools.background_rehearsal``). ``python -m pytest`` runs both before these
+tests."""
 
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from course_tools import background_rehearsal
 from course_tools.executed_notebooks import (
     CPP_LOG_LINE,
     WIDGET_STATE,
@@ -17,12 +19,20 @@ from course_tools.executed_notebooks import (
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+RUNS = [
+    pytest.param(mode, path, id=f"{mode}-{path.name}")
+    for mode in ("quick", "rehearsal")
+    for path in NOTEBOOKS
+]
 
 
-def _executed(name: str):
-    path = executed_folder() / name
+def _executed(mode: str, name: str):
+    folder = executed_folder() if mode == "quick" else background_rehearsal.results_folder()
+    path = folder / name
     if not path.is_file():
-        pytest.skip(f"{name} was not executed in this session (run `python -m pytest`)")
+        pytest.skip(
+            f"{name} was not executed in {mode} mode in this session (run `python -m pytest`)"
+        )
     return nbformat.read(path, as_version=4)
 
 
@@ -35,9 +45,9 @@ def _texts(output) -> list[str]:
     return [str(value) for value in output.get("data", {}).values()]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_executed_outputs_hold_no_tensorflow_log_line(path):
-    notebook = _executed(path.name)
+@pytest.mark.parametrize(("mode", "path"), RUNS)
+def test_executed_outputs_hold_no_tensorflow_log_line(mode, path):
+    notebook = _executed(mode, path.name)
     found = [
         (index, match.group(0))
         for index, cell in enumerate(notebook.cells)
@@ -50,9 +60,9 @@ def test_executed_outputs_hold_no_tensorflow_log_line(path):
     assert any(cell.get("outputs") for cell in notebook.cells), "nothing was executed"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_notebook_plays_the_audio_its_markdown_promises(path):
-    notebook = _executed(path.name)
+@pytest.mark.parametrize(("mode", "path"), RUNS)
+def test_every_notebook_plays_the_audio_its_markdown_promises(mode, path):
+    notebook = _executed(mode, path.name)
     assert players_in(notebook) >= 1, "no audio player in the whole notebook"
     rows = promised_and_shown(notebook)
     broken = [(index, promise) for index, promise, shown in rows if not shown]

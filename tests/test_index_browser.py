@@ -159,7 +159,7 @@ def test_run_course_saves_the_screenshot_next_to_the_index(tmp_path, monkeypatch
         notebook.write_text("{}")
     tones = {"01_tones": TONES["01_tones"], "02_more": TONES["02_more tones & <odd>"]}
 
-    def fake_execute(notebook, out, mode="quick", cell_timeout=900):
+    def fake_execute(notebook, out, mode="quick", cell_timeout=900, data_dir=None):
         return _write_run(out, notebook.stem, tones[notebook.stem])
 
     monkeypatch.setattr(run_course, "execute_notebook", fake_execute)

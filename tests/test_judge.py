@@ -168,3 +168,66 @@ def test_features_equal_embed_and_predict_proba_in_one_pass():
     embeddings, probabilities = judge.features(clips, batch_size=2)
     np.testing.assert_allclose(embeddings, judge.embed(clips), atol=1e-6)
     np.testing.assert_allclose(probabilities, judge.predict_proba(clips), atol=1e-6)
+
+
+def _noise_dataset(folder, count=37, shards=3, labels="abcd"):
+    """``count`` one-second clips of noise at different loudness in ``shards`` shards."""
+    from course_lib import audio
+
+    rng = np.random.default_rng(7)
+    for shard in range(shards):
+        examples = []
+        for index in range(shard, count, shards):
+            label = index % len(labels)
+            clip = (0.1 * (label + 1) * rng.standard_normal(RATE)).clip(-1, 1)
+            examples.append(
+                data.serialize_example(
+                    audio.to_pcm16(clip.astype(np.float32)), RATE, label, labels[label]
+                )
+            )
+        data.write_shard(folder / data.shard_name("test", shard, shards), examples)
+    splits = {"test": {"examples": count, "shards": shards}}
+    data.write_manifest(folder, data.Manifest(RATE, RATE, list(labels), splits, [], "noise"))
+    return folder
+
+
+def test_split_features_stream_what_the_in_memory_views_give(tmp_path):
+    """Streamed batch by batch, a split's embeddings, probabilities and labels equal
+    those of its clips held in memory, in the file order of read_arrays and read_table;
+    evaluate's accuracy and confusion equal a NumPy count, and the rows of its mistakes
+    read back the clips it got wrong."""
+    folder = _noise_dataset(tmp_path)
+    judge = judging.Judge(
+        judging.build_judge_model(RATE, 4, judging.JudgeConfig.quick()), list("abcd"), RATE
+    )
+    features = judge.split_features(folder, "test", batch_size=8)
+    clips, labels = data.read_arrays(folder, "test")
+    assert features.embeddings.shape == (37, judge.model.get_layer("embedding").units)
+    np.testing.assert_allclose(features.embeddings, judge.embed(clips), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(features.probabilities, judge.predict_proba(clips), atol=1e-6)
+    np.testing.assert_array_equal(features.labels, labels)
+    np.testing.assert_array_equal(features.labels, data.read_table(folder, "test")["label"])
+
+    evaluation = judge.evaluate(folder, "test")
+    predicted = judge.predict_labels(clips)
+    confusion = np.zeros((4, 4), np.int64)
+    for true, guess in zip(labels, predicted, strict=True):
+        confusion[true, guess] += 1
+    np.testing.assert_array_equal(evaluation.predicted, predicted)
+    np.testing.assert_array_equal(evaluation.confusion, confusion)
+    assert evaluation.accuracy == pytest.approx(np.mean(labels == predicted))
+    wrong = evaluation.misclassified()
+    np.testing.assert_array_equal(
+        data.read_table(folder, "test", rows=wrong)["audio"], clips[wrong]
+    )
+
+    scores = metrics.scores_from_features(
+        features.embeddings, features.probabilities, features.embeddings[:20], 2, [1, 1, 1, 1]
+    )
+    in_memory = metrics.judge_scores(judge, clips, judge.embed(clips[:20]), 2, [1, 1, 1, 1])
+    for name, score in in_memory.items():
+        assert scores[name].value == pytest.approx(score.value, rel=1e-4, abs=1e-4), name
+    with pytest.raises(ValueError, match="the judge takes 8000 samples at 8000 Hz"):
+        judging.Judge(
+            judging.build_judge_model(8000, 4, judging.JudgeConfig.quick()), list("abcd"), 8000
+        ).split_features(folder, "test")

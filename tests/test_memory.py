@@ -1,5 +1,5 @@
-"""Memory that does not grow with the data: the full-mode paths of notebooks 01, 05 and 07
-hold a batch, a sample or a model, never a whole split.
+"""Memory that does not grow with the data: the full-mode paths of notebooks 01, 02, 04, 05
+and 07 hold a batch, a sample or a model, never a whole split.
 
 Each path runs on a fixture dataset of N and of 4N one-second clips at 16 kHz (N = 200:
 12.8 and 51 MB of float32 audio), written with ``course_lib.data``'s writers. Each path is
@@ -30,7 +30,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib import audio, course_models, data, inpainting, spectrogram, training, vq
+from course_lib import (
+    audio,
+    course_models,
+    data,
+    degradations,
+    inpainting,
+    metrics,
+    spectrogram,
+    training,
+    vae,
+    vq,
+)
+from course_lib import judge as judging
 
 RATE = 16000
 N = 200  # clips in the small dataset; the large one has 4 N
@@ -52,6 +64,25 @@ VQ_SETTINGS = dict(
     codebook_size=16,
     epochs=1,
     batch_size=20,  # divides every split: one batch shape, one XLA compilation
+)
+
+# An untrained quick judge: what it reads and holds, not what it hears, is under test.
+# Notebook 02's sweeps damage a fixed sample of test clips (fewer than N / 2).
+JUDGE_SETTINGS = dict(sweep_clips=40, score_splits=2)
+# Clips per batch where the notebooks stream 256: both N and 4N span several batches, as
+# SC09's splits do, so the pipeline's buffers are full in both.
+STREAM_BATCH = 20
+# A small spectrogram VAE at 16 kHz, one epoch, scoring a fixed sample of test clips.
+VAE_SETTINGS = dict(
+    sample_rate=RATE,
+    frame_length=256,
+    frame_step=250,
+    widths=(4, 8),
+    latent_dim=4,
+    epochs=1,
+    batch_size=20,
+    griffin_lim_iterations=2,
+    score_clips=40,
 )
 
 LIBC = ctypes.CDLL(None)  # glibc: malloc_trim
@@ -176,6 +207,64 @@ def notebook_07_vq_vae(folder: Path, checkpoints: Path):
     course_models.vq_vae_with_prior(folder, cfg, checkpoints, verbose=0)
 
 
+_JUDGES: list[judging.Judge] = []
+
+
+def _judge() -> judging.Judge:
+    """One untrained quick judge per interpreter (built once: its memory is no data's)."""
+    if not _JUDGES:
+        cfg = judging.JudgeConfig.quick()
+        _JUDGES.append(judging.Judge(judging.build_judge_model(RATE, 10, cfg), WORDS, RATE))
+    return _JUDGES[0]
+
+
+def judge_split_features(folder: Path):
+    """``Judge.split_features`` of the training split and ``Judge.evaluate`` of the test
+    split: embeddings, probabilities and labels streamed batch by batch."""
+    _judge().split_features(folder, "train", STREAM_BATCH)
+    _judge().evaluate(folder, "test", STREAM_BATCH)
+
+
+def notebook_02_scores(folder: Path):
+    """Notebook 02 from the evaluation on: the mistakes played, the real-data scores from
+    streamed features, FID by sample size, and the damage sweeps on a fixed sample
+    (``STREAM_BATCH`` clips per batch)."""
+    judge, cfg = _judge(), judging.JudgeConfig.quick().replace(**JUDGE_SETTINGS)
+    evaluation = judge.evaluate(folder, "test", STREAM_BATCH)
+    data.read_table(folder, "test", rows=evaluation.misclassified()[:6])
+    train = judge.split_features(folder, "train", STREAM_BATCH)
+    test = judge.split_features(folder, "test", STREAM_BATCH)
+    frequencies = np.bincount(train.labels, minlength=len(judge.labels))
+    metrics.scores_from_features(
+        test.embeddings, test.probabilities, train.embeddings, cfg.score_splits, frequencies
+    )
+    for n in (10, 25, len(test.labels)):
+        metrics.fid_from_embeddings(test.embeddings[:n], train.embeddings)
+    sample = data.read_arrays(folder, "test", limit=cfg.sweep_clips)[0]
+    damaged = [
+        degradations.add_noise_at_snr(sample, 10),
+        degradations.low_pass(sample, 1000, RATE),
+        degradations.time_shift(sample, RATE // 20),
+    ]
+    for clips in damaged:
+        metrics.judge_scores(judge, clips, train.embeddings, cfg.score_splits)
+
+
+def notebook_04_vae(folder: Path):
+    """Notebook 04's data: the first ``score_clips`` test clips, and a VAE trained and
+    validated on splits streamed from the shards (no cache), rebuilding test clips."""
+    cfg = vae.VAEConfig.quick().replace(**VAE_SETTINGS)
+    test_audio, _ = data.read_arrays(folder, "test", limit=cfg.score_clips)
+    model = vae.build_vae(RATE, cfg)
+    model.fit(
+        data.load_split(folder, "train", batch_size=cfg.batch_size, seed=cfg.seed),
+        validation_data=data.load_split(folder, "validation", STREAM_BATCH, shuffle=False),
+        epochs=cfg.epochs,
+        verbose=0,
+    )
+    model.reconstruct(test_audio[:4], cfg.griffin_lim_iterations)
+
+
 def held_in_memory(folder: Path):
     """The old way of notebooks 05 and 07: the split's audio, then its images, as arrays."""
     spec = vq.VQConfig.quick().replace(**VQ_SETTINGS).spec
@@ -186,6 +275,9 @@ def held_in_memory(folder: Path):
 
 PATHS: dict[str, Callable[..., object]] = {
     "notebook_01": notebook_01_statistics,
+    "judge_split_features": judge_split_features,
+    "notebook_02": notebook_02_scores,
+    "notebook_04": notebook_04_vae,
     "notebook_05": notebook_05_notes,
     "notebook_07": notebook_07_vq_vae,
     "held_in_memory": held_in_memory,
@@ -217,6 +309,18 @@ def assert_flat(name: str, datasets: dict[str, Path], work: Path):
 
 def test_notebook_01_statistics_hold_samples_not_the_split(datasets, tmp_path):
     assert_flat("notebook_01", datasets, tmp_path)
+
+
+def test_judge_streams_a_split_into_features(datasets, tmp_path):
+    assert_flat("judge_split_features", datasets, tmp_path)
+
+
+def test_notebook_02_scores_from_streamed_features_and_a_sample(datasets, tmp_path):
+    assert_flat("notebook_02", datasets, tmp_path)
+
+
+def test_notebook_04_reads_a_sample_and_trains_on_streamed_splits(datasets, tmp_path):
+    assert_flat("notebook_04", datasets, tmp_path)
 
 
 def test_notebook_05_trains_and_counts_on_streamed_images(datasets, tmp_path):

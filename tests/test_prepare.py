@@ -51,6 +51,26 @@ def test_quick_mode_uses_the_fixtures_and_converts_once(tmp_path, monkeypatch):
     assert len([p for p in genres.iterdir() if p.is_dir()]) >= 3
 
 
+def test_the_rehearsal_reads_tiny_fixtures_at_the_full_rates(tmp_path, monkeypatch):
+    """The rehearsal runs the full presets on a few clips: the full presets' rates, and
+    fixtures of :data:`prepare.REHEARSAL_FIXTURE_SIZES` (one speaker per split and word)."""
+    monkeypatch.setenv("COURSE_MODE", "rehearsal")
+    assert prepare.course_sample_rates() == prepare.course_sample_rates("full") == (16000,)
+    source = prepare.speech_commands_source(tmp_path)
+    speakers = prepare.REHEARSAL_FIXTURE_SIZES["speech"]
+    assert sorted(len(list((source / word).glob("*.wav"))) for word in ("zero", "nine")) == [
+        speakers,
+        speakers,
+    ]
+    manifest = data.read_manifest(prepare.speech_commands_tfrecords(16000, root=tmp_path))
+    assert manifest.sample_rate == 16000
+    assert {split: info["examples"] for split, info in manifest.splits.items()} == {
+        "train": 10,
+        "validation": 10,
+        "test": 10,
+    }
+
+
 def test_full_mode_plays_the_synthesized_music_too(tmp_path, monkeypatch):
     """GTZAN cannot be downloaded: without a folder of their own, students hear the
     synthesized music in full mode as well, offline."""

@@ -71,7 +71,7 @@ from pathlib import Path
 
 import pytest
 
-from course_tools import full_presets
+from course_tools import background_rehearsal, full_presets
 
 pytestmark = pytest.mark.rehearsal
 
@@ -334,6 +334,45 @@ def test_full_preset_trains_one_step_and_generates_within_memory(name, rehearsal
     assert tuple(result["output_shape"]) == case.expected_output, summary
     assert result["output_finite"], f"generated output is not finite: {summary}"
     assert result["peak_mb"] <= case.budget_mb, f"over the memory budget: {summary}"
+
+
+# ----------------------------------------------------------------- the notebooks' rehearsal
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOK_PEAK_BUDGET_MB = 10 * 1024
+"""Each notebook's peak memory: at most 10 GB of the free Colab runtime's 12.7 GB. The
+rehearsal measures it on the CPU in float32, where the activations that a T4 holds in its
+own memory sit in RAM too, so it bounds what the runtime needs from above."""
+
+
+@pytest.fixture(scope="session")
+def notebook_rehearsal(request):
+    """The background run of every notebook in rehearsal mode (started by ``conftest.py``
+    when this fixture's tests were collected; here when it was not) and its deadline."""
+    process = request.config.stash.get(background_rehearsal.PROCESS_KEY, None)
+    if process is None:
+        process = background_rehearsal.start()
+        request.config.stash[background_rehearsal.PROCESS_KEY] = process
+    return process, time.monotonic() + background_rehearsal.TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
+def test_the_notebook_runs_at_full_shapes_within_memory(notebook, notebook_rehearsal):
+    """Every line of the notebook, with the full presets' shapes (``COURSE_MODE=rehearsal``):
+    no cell fails, and the kernel's peak memory stays within the budget."""
+    process, deadline = notebook_rehearsal
+    record = background_rehearsal.wait_for(process, notebook.name, deadline)
+    assert record is not None, (
+        f"the rehearsal ended without running {notebook.name}:\n{background_rehearsal.log_tail()}"
+    )
+    assert not record["error"], f"{notebook.name} failed in the rehearsal: {record['error']}"
+    print(
+        f"[rehearsal] {notebook.name}: {record['seconds']:.0f} s, kernel peak "
+        f"{record['peak_mb']} MB (budget {NOTEBOOK_PEAK_BUDGET_MB} MB), "
+        f"{len(record['wavs'])} WAV files"
+    )
+    assert record["peak_mb"] is not None, "the kernel's peak memory could not be read"
+    assert record["peak_mb"] <= NOTEBOOK_PEAK_BUDGET_MB
 
 
 if __name__ == "__main__":

@@ -48,6 +48,29 @@ def test_runs_notebooks_and_indexes_their_audio(tmp_path):
     assert '<span class="status failed">failed</span>' in index
     assert "cell failed on purpose" in index  # the failing notebook's error is shown
     assert not (out / run_course.SCREENSHOT_NAME).exists()
+    runs = run_course.read_runs(out)
+    assert list(runs) == ["01_tone.ipynb", "02_broken.ipynb"]
+    assert (
+        runs["01_tone.ipynb"]["error"] == "" and "cell failed" in runs["02_broken.ipynb"]["error"]
+    )
+    assert runs["01_tone.ipynb"]["wavs"] == [str(wav)]
+    # the kernel's peak memory: a Python with NumPy loaded holds tens of MB, not GB
+    assert 20 < runs["01_tone.ipynb"]["peak_mb"] < 2000
+    kept = nbformat.read(out / "01_tone.ipynb", as_version=4)
+    assert kept.cells[1].outputs[0]["text"] == "quick\n"
+
+
+def test_the_rehearsal_mode_and_data_folder_reach_the_kernel(tmp_path):
+    notebook = _notebook(
+        tmp_path / "01_where.ipynb",
+        ["from course_lib import config\nprint(config.mode(), config.data_dir())"],
+    )
+    out, data = tmp_path / "outputs", tmp_path / "data"
+    arguments = ["--mode", "rehearsal", "--data-dir", str(data), "--no-screenshot"]
+    assert run_course.main([str(notebook), "--out", str(out), *arguments]) == 0
+    printed = nbformat.read(out / "01_where.ipynb", as_version=4).cells[0].outputs[0]["text"]
+    assert printed == f"rehearsal {data.resolve() / 'rehearsal'}\n"
+    assert run_course.main([str(notebook), "--out", str(run_course.NOTEBOOK_FOLDER)]) == 2
 
 
 def test_missing_notebook_is_one_clear_line(tmp_path, capsys):
@@ -156,7 +179,7 @@ def test_an_unreadable_wav_is_captioned_not_fatal(tmp_path):
     assert "unreadable" in text and 'src="01_x/broken.wav"' in text
 
 
-def _fake_execute(notebook, out, mode="quick", cell_timeout=900):
+def _fake_execute(notebook, out, mode="quick", cell_timeout=900, data_dir=None):
     html = out / f"{notebook.stem}.html"
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text("executed")

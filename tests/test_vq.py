@@ -261,8 +261,33 @@ def test_quick_digits_are_offline_32_by_32_images_in_the_unit_range():
     assert len(train) + len(test) == 1797
     assert train.dtype == np.float32 and train.min() == 0.0 and train.max() == pytest.approx(1.0)
     assert np.all(train[:, :2] == 0) and np.all(train[:, :, -2:] == 0)  # the padding
-    with pytest.raises(ValueError, match="mode must be 'quick' or 'full'"):
+    with pytest.raises(ValueError, match="mode must be one of quick, full, rehearsal"):
         digit_images.load_digit_images("fast")
+
+
+def test_full_mode_reads_mnist_as_padded_unit_range_images(monkeypatch):
+    """The full-mode line that downloads MNIST, offline: keras' loader replaced by
+    arrays of MNIST's layout (uint8 [n, 28, 28]); the rehearsal reads the quick digits."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    pixels = {
+        split: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        for split, n in (("train", 6), ("test", 4))
+    }
+    labels = np.zeros(6, np.uint8), np.zeros(4, np.uint8)
+    monkeypatch.setattr(
+        keras.datasets.mnist,
+        "load_data",
+        lambda: ((pixels["train"], labels[0]), (pixels["test"], labels[1])),
+    )
+    train, test = digit_images.load_digit_images("full", limit=5)
+    assert train.shape == (5, 32, 32, 1) and test.shape == (4, 32, 32, 1)
+    np.testing.assert_allclose(train[:, 2:30, 2:30, 0], pixels["train"][:5] / 255.0, rtol=1e-6)
+    assert np.all(test[:, :2] == 0) and test.dtype == np.float32
+    rehearsal_train, _ = digit_images.load_digit_images("rehearsal")
+    quick_train, _ = digit_images.load_digit_images("quick")
+    np.testing.assert_array_equal(rehearsal_train, quick_train)
 
 
 def test_upsampling_matches_tensorflow_bilinear_resize():

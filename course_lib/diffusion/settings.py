@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from course_lib.config import Presets, not_training
 
@@ -63,6 +63,11 @@ class DiffusionConfig(Presets):
     guidance: float = not_training(2.0)
     # scoring: generated clips per sampler scored by the judge (and real clips compared)
     score_clips: int = not_training(1000)
+
+    # The rehearsal (COURSE_MODE=rehearsal): the full network, one epoch, 2 noise levels.
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(
+        epochs=1, diffusion_steps=2, ddim_steps=1, score_clips=2
+    )
 
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):

@@ -6,6 +6,8 @@ Used in: 04_vae_fid.ipynb.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from course_lib.config import Presets, not_training
 
@@ -58,6 +60,11 @@ class VAEConfig(Presets):
         ((0.25, 64), (1.0, 64), (4.0, 64), (1.0, 16))
     )
     sweep_epochs: int = not_training(15)
+
+    # The rehearsal (COURSE_MODE=rehearsal): the full networks, one epoch, one sweep point.
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(
+        epochs=1, griffin_lim_iterations=2, score_clips=4, sweep=((0.25, 64),), sweep_epochs=1
+    )
 
     @classmethod
     def quick(cls) -> VAEConfig:

@@ -8,7 +8,8 @@ Used in: 05_vq_vae_inpainting.ipynb.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from course_lib.config import Presets, not_training
 
@@ -97,6 +98,11 @@ class VQConfig(Presets):
     radius: int = not_training(1)
     sweeps: int = not_training(4)
     temperature: float = not_training(1.0)
+
+    # The rehearsal (COURSE_MODE=rehearsal): the full networks and images, one epoch each.
+    REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(
+        epochs=1, digit_epochs=1, griffin_lim_iterations=2, sweeps=1
+    )
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

@@ -163,8 +163,9 @@ model.fit(images, epochs=1, batch_size=cfg.batch_size, verbose=0)
 
 
 def test_without_a_gpu_the_remapper_is_off_and_its_error_line_gone(tmp_path):
-    """Training the VQ-VAE on the CPU makes grappler's remapper print an ``E0000 ...
-    remapper failed`` line; after ``skip_cpu_remapper`` (part of ``prepare``) it does not."""
+    """Training the VQ-VAE on the CPU makes TensorFlow 2.20's grappler remapper print an
+    ``E0000 ... remapper failed`` line; after ``skip_cpu_remapper`` (part of ``prepare``)
+    it does not, on any version."""
     script = tmp_path / "fit_vq.py"
     script.write_text(REMAPPER_SCRIPT)
     runs = {
@@ -180,7 +181,9 @@ def test_without_a_gpu_the_remapper_is_off_and_its_error_line_gone(tmp_path):
     }
     for done in runs.values():
         assert done.returncode == 0, done.stderr[-2000:]
-    assert "remapper failed" in runs["as is"].stderr  # the line the test is about
+    # The line the test is about: TensorFlow 2.20 (Colab's) prints it; 2.21 no longer does.
+    shows_the_line = "remapper failed" in runs["as is"].stderr
+    assert shows_the_line or not tf.__version__.startswith("2.20."), tf.__version__
     assert "remapper failed" not in runs["prepared"].stderr
     assert runs["prepared"].stdout.strip() == "switched off: True"
 

@@ -32,28 +32,32 @@ def pytest_configure(config):
         keep_executed_notebooks(executed_folder())
 
 
-def _reads_the_rehearsal(item) -> bool:
-    return background_rehearsal.FIXTURE_NAME in getattr(item, "fixturenames", ())
+def _reads(item, job: background_rehearsal.Job) -> bool:
+    return job.fixture_name in getattr(item, "fixturenames", ())
 
 
 def pytest_collection_modifyitems(items):
-    """The notebooks' rehearsal checks run after the quick notebooks (the rehearsal runs
-    beside them), and the tests that read executed notebooks run last."""
+    """The rehearsals' checks run after the quick notebooks (the rehearsals run beside
+    them), and the tests that read executed notebooks run last."""
     items.sort(
         key=lambda item: (
-            2 if item.path.name == "test_executed_notebooks.py" else int(_reads_the_rehearsal(item))
+            2
+            if item.path.name == "test_executed_notebooks.py"
+            else int(any(_reads(item, job) for job in background_rehearsal.JOBS))
         )
     )
 
 
 def pytest_collection_finish(session):
-    """Start the notebooks' full-size rehearsal in the background as soon as a selected
-    test needs it (``course_tools.background_rehearsal``)."""
-    if any(_reads_the_rehearsal(item) for item in session.items):
-        session.config.stash[background_rehearsal.PROCESS_KEY] = background_rehearsal.start()
+    """Start each full-size rehearsal (the notebooks', the full presets') in the background
+    as soon as a selected test reads it (``course_tools.background_rehearsal``)."""
+    for job in background_rehearsal.JOBS:
+        if any(_reads(item, job) for item in session.items):
+            session.config.stash[job.key] = background_rehearsal.start(job)
 
 
 def pytest_unconfigure(config):
-    process = config.stash.get(background_rehearsal.PROCESS_KEY, None)
-    if process is not None:
-        background_rehearsal.stop(process)
+    for job in background_rehearsal.JOBS:
+        process = config.stash.get(job.key, None)
+        if process is not None:
+            background_rehearsal.stop(process)

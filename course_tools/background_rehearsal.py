@@ -1,18 +1,25 @@
-"""The notebooks' full-size rehearsal, run in the background of a test session.
+"""The full-size rehearsals, run in the background of a test session.
 
-``tests/test_rehearsal.py`` checks every notebook run with ``COURSE_MODE=rehearsal``
-(the full presets' shapes, tiny counts, tiny fixtures, on the CPU). Those runs take
-minutes, mostly in single-threaded Python and TensorFlow work, so the root
-``conftest.py`` starts them (:func:`start`) as soon as the session has collected a test
-that needs them, in a process of their own (``python -m course_tools.run_course --mode
-rehearsal``) beside the other tests; the tests that need them run near the end and
-:func:`wait_for` each notebook's record in ``runs.json``.
+``tests/test_rehearsal.py`` checks two rehearsals, each a few minutes of mostly
+single-threaded Python and TensorFlow work on the CPU:
 
-The data folder starts empty, so every line that trains in full mode trains here too.
+- :data:`NOTEBOOKS`: every notebook run with ``COURSE_MODE=rehearsal`` (the full presets'
+  shapes, tiny counts, tiny fixtures), by ``python -m course_tools.run_course --mode
+  rehearsal``, which writes each notebook's record to ``runs.json``;
+- :data:`FULL_PRESETS`: every full preset built with XLA, trained one step and sampled,
+  each in a process of its own, by ``python tests/test_rehearsal.py --all FOLDER``, which
+  writes each case's record to ``FOLDER/<case>.json``.
+
+So that the session does not wait for them, the root ``conftest.py`` starts each one
+(:func:`start`) in a process of its own as soon as the session has collected a test that
+reads it (a test using the job's ``fixture_name``); those tests run near the end and
+:func:`wait_for` their records.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -20,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,80 +35,127 @@ import pytest
 from course_tools import run_course
 
 REPO = Path(__file__).resolve().parent.parent
-TIMEOUT_SECONDS = 2400  # the whole rehearsal; about ten minutes on two busy cores
-PROCESS_KEY = pytest.StashKey[subprocess.Popen]()
-"""Where ``conftest.py`` keeps the background process in the session's ``config.stash``."""
-FIXTURE_NAME = "notebook_rehearsal"
-"""The fixture of the tests that read the rehearsal: collecting one starts it."""
+TIMEOUT_SECONDS = 2400  # each job; the notebooks take about ten minutes on two busy cores
 
 
-def results_folder() -> Path:
-    """Where this session's rehearsal writes its executed notebooks and ``runs.json``
-    (under the temporary folder, like the quick run's executed notebooks)."""
-    return Path(tempfile.gettempdir()) / "course_kit_rehearsal"
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A rehearsal that runs beside the test session.
+
+    Attributes:
+        fixture_name: the fixture of the tests that read it: collecting one starts it.
+        folder_name: its results folder under the temporary folder (emptied at each start).
+        command: its command line, given its results folder.
+        key: where ``conftest.py`` keeps its process in the session's ``config.stash``.
+    """
+
+    fixture_name: str
+    folder_name: str
+    command: Callable[[Path], list[str]]
+    key: pytest.StashKey = dataclasses.field(default_factory=pytest.StashKey, compare=False)
+
+    def results_folder(self) -> Path:
+        return Path(tempfile.gettempdir()) / self.folder_name
 
 
 def data_folder() -> Path:
-    """The rehearsal's ``COURSE_DATA_DIR``: emptied at each start."""
+    """The notebooks' rehearsal's ``COURSE_DATA_DIR``: emptied at each start, so every
+    line that trains in full mode trains there too."""
     return Path(tempfile.gettempdir()) / "course_kit_rehearsal_data"
 
 
-def start() -> subprocess.Popen:
-    """Start the rehearsal of every notebook in a background process and return it.
+NOTEBOOKS = Job(
+    "notebook_rehearsal",
+    "course_kit_rehearsal",
+    lambda folder: [
+        sys.executable,
+        *("-m", "course_tools.run_course", "--mode", "rehearsal", "--no-screenshot"),
+        *("--out", str(folder), "--data-dir", str(data_folder())),
+    ],
+)
+FULL_PRESETS = Job(
+    "full_preset_rehearsal",
+    "course_kit_full_presets",
+    lambda folder: [
+        sys.executable,
+        str(REPO / "tests" / "test_rehearsal.py"),
+        "--all",
+        str(folder),
+    ],
+)
+JOBS = (NOTEBOOKS, FULL_PRESETS)
 
-    Its output (one line per notebook) goes to ``results_folder() / "log.txt"``.
-    """
-    for folder in (results_folder(), data_folder()):
+
+def results_folder() -> Path:
+    """Where this session's notebook rehearsal writes its executed notebooks and
+    ``runs.json`` (under the temporary folder, like the quick run's executed notebooks)."""
+    return NOTEBOOKS.results_folder()
+
+
+def start(job: Job = NOTEBOOKS) -> subprocess.Popen:
+    """Start ``job`` in a background process and return it; its output goes to
+    ``job.results_folder() / "log.txt"``."""
+    folders = [job.results_folder()] + ([data_folder()] if job is NOTEBOOKS else [])
+    for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    command = [
-        sys.executable,
-        "-m",
-        "course_tools.run_course",
-        "--mode",
-        "rehearsal",
-        "--out",
-        str(results_folder()),
-        "--data-dir",
-        str(data_folder()),
-        "--no-screenshot",
-    ]
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    log = open(results_folder() / "log.txt", "w")  # noqa: SIM115 (the process keeps it)
+    log = open(job.results_folder() / "log.txt", "w")  # noqa: SIM115 (the process keeps it)
     return subprocess.Popen(
-        command,
+        job.command(job.results_folder()),
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": path},
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # stop() ends its notebook kernels with it
+        start_new_session=True,  # stop() ends its kernels and child processes with it
     )
 
 
 def stop(process: subprocess.Popen) -> None:
-    """End a rehearsal still running, its notebook kernels included."""
+    """End a rehearsal still running, its kernels and child processes included."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
-def wait_for(process: subprocess.Popen, notebook: str, deadline: float) -> dict | None:
-    """The record of ``notebook`` (a file name) in ``runs.json`` once the background run
-    has written it; None when the run ended or ``deadline`` (``time.monotonic()``)
-    passed without it."""
+def wait_for(
+    process: subprocess.Popen, read: Callable[[], dict | None], deadline: float
+) -> dict | None:
+    """``read()`` (a record the background job writes) once it is there; None when the job
+    ended or ``deadline`` (``time.monotonic()``) passed without it."""
     while True:
-        record = run_course.read_runs(results_folder()).get(notebook)
+        record = read()
         if record is not None:
             return record
         if process.poll() is not None or time.monotonic() > deadline:
-            return run_course.read_runs(results_folder()).get(notebook)
+            return read()
         time.sleep(2)
 
 
-def log_tail(lines: int = 40) -> str:
-    """The last lines the background run printed."""
+def notebook_record(notebook: str) -> dict | None:
+    """The notebook rehearsal's record of ``notebook`` (a file name), if written yet."""
+    return run_course.read_runs(results_folder()).get(notebook)
+
+
+def write_case_record(folder: Path, name: str, record: dict) -> None:
+    """Write a full-preset case's record (at once: a reader never sees half of it)."""
+    partial = folder / f"{name}.json.partial"
+    partial.write_text(json.dumps(record))
+    partial.replace(folder / f"{name}.json")
+
+
+def case_record(name: str) -> dict | None:
+    """The full-preset rehearsal's record of case ``name``, if written yet."""
     try:
-        text = (results_folder() / "log.txt").read_text(errors="replace")
+        return json.loads((FULL_PRESETS.results_folder() / f"{name}.json").read_text())
+    except FileNotFoundError:
+        return None
+
+
+def log_tail(job: Job = NOTEBOOKS, lines: int = 40) -> str:
+    """The last lines ``job`` printed."""
+    try:
+        text = (job.results_folder() / "log.txt").read_text(errors="replace")
     except FileNotFoundError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])

@@ -162,6 +162,7 @@ model.fit(images, epochs=1, batch_size=cfg.batch_size, verbose=0)
 """
 
 
+@pytest.mark.slow
 def test_without_a_gpu_the_remapper_is_off_and_its_error_line_gone(tmp_path):
     """Training the VQ-VAE on the CPU makes TensorFlow 2.20's grappler remapper print an
     ``E0000 ... remapper failed`` line; after ``skip_cpu_remapper`` (part of ``prepare``)

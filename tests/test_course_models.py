@@ -9,6 +9,8 @@ import pytest
 from course_lib import config, course_models, training
 from data_prep import prepare
 
+pytestmark = pytest.mark.slow  # each trains a model, then restores it
+
 
 @pytest.fixture
 def checkpoint_root(tmp_path, monkeypatch):

@@ -428,6 +428,7 @@ def tone_model():
     return model, time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_l6_conditioned_model_generates_the_tone_of_its_class(tone_model):
     model, training_seconds = tone_model
     real, real_labels = _tone_clips(40, seed=1)
@@ -443,6 +444,7 @@ def test_l6_conditioned_model_generates_the_tone_of_its_class(tone_model):
     assert float(np.sqrt(np.mean(generated**2))) > 0.1  # not silence
 
 
+@pytest.mark.slow
 def test_keras_file_reload_generates_identical_samples(tone_model, tmp_path):
     model, _ = tone_model
     path = tmp_path / "diffusion.keras"
@@ -457,6 +459,7 @@ def test_keras_file_reload_generates_identical_samples(tone_model, tmp_path):
     np.testing.assert_array_equal(reloaded.generate(2, **ddpm), model.generate(2, **ddpm))
 
 
+@pytest.mark.slow
 def test_generate_checks_its_arguments(tone_model):
     model, _ = tone_model
     with pytest.raises(ValueError, match="sampler must be one of"):

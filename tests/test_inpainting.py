@@ -216,6 +216,7 @@ def trained(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_l5_naive_bayes_beats_the_most_frequent_code_on_held_out_notes(trained):
     train_codes, test_codes = trained["train_codes"], trained["test_codes"]
     assert train_codes.shape[1:] == (32, 16)
@@ -229,6 +230,7 @@ def test_l5_naive_bayes_beats_the_most_frequent_code_on_held_out_notes(trained):
     assert model.mean_log_likelihood(test_codes) > prior_only + 0.2
 
 
+@pytest.mark.slow
 def test_inpaint_audio_keeps_the_length_and_everything_outside_the_box(trained):
     model = trained["model"]
     naive_bayes = CodeNaiveBayes(CFG.codebook_size, radius=1).fit(trained["train_codes"])

@@ -123,6 +123,7 @@ def judge(digits):
     )
 
 
+@pytest.mark.slow
 def test_l1_judge_recognises_unseen_speakers(judge, digits):
     evaluation = judge.evaluate(digits, "test")
     train_speakers = set(data.read_table(digits, "train")["speaker"])
@@ -134,6 +135,7 @@ def test_l1_judge_recognises_unseen_speakers(judge, digits):
     assert np.trace(evaluation.confusion) == round(evaluation.accuracy * len(evaluation.true))
 
 
+@pytest.mark.slow
 def test_load_or_train_reuses_the_cached_judge(judge, digits):
     again = judging.load_or_train_judge(
         digits, judging.JudgeConfig.quick(), config.checkpoint_dir("judge")
@@ -143,6 +145,7 @@ def test_load_or_train_reuses_the_cached_judge(judge, digits):
     assert again.history["loss"] == pytest.approx(judge.history["loss"])
 
 
+@pytest.mark.slow
 def test_l2_fid_on_real_clips(judge, digits):
     train, _ = data.read_arrays(digits, "train")
     test, _ = data.read_arrays(digits, "test")

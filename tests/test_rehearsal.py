@@ -34,8 +34,12 @@ DDIM steps (2), the Griffin-Lim iterations (2) and the WaveNet samples generated
 
 Each case runs in its own Python process (this file run as a script; two at a time, as
 most of a case is single-threaded tracing and XLA compilation), so its peak memory is its
-own: the peak resident set size of that process (the kernel's ``VmHWM``, and ``psutil``
-sampled every 10 ms), TensorFlow's runtime included: what the Colab VM has to hold for
+own. The cases run in the background of the test session (``python tests/test_rehearsal.py
+--all FOLDER``, started by the root ``conftest.py`` once a case is collected: see
+``course_tools.background_rehearsal``), so the session goes on with other tests while they
+compile, and each test waits for its case's record. The peak is the peak resident set
+size of that process (the kernel's ``VmHWM``, and ``psutil`` sampled every 10 ms),
+TensorFlow's runtime included: what the Colab VM has to hold for
 the model alone. On the CPU the activations and XLA buffers live in that RSS too, so
 it also bounds the GPU memory a float32 step needs (mixed_float16 on the T4 needs less).
 The budgets leave room on the 12.7 GB machine for the notebook's data: a preset whose
@@ -298,27 +302,46 @@ def _run_in_child(name: str) -> tuple[dict | None, str]:
 CASE_NAMES = list(_cases())
 
 
-@pytest.fixture(scope="module")
-def rehearsals(request):
-    """The selected cases' child processes, started together, ``PARALLEL`` at a time.
+def _run_every_case(folder: Path) -> None:
+    """The background job (``background_rehearsal.FULL_PRESETS``): every case in a child
+    process, ``PARALLEL`` at a time, each record written to ``folder`` when it ends."""
 
-    Most of a case's time is single-threaded (Keras tracing the training step in Python,
-    XLA compiling it), so two cases share the two cores with little loss.
-    """
-    selected = [
-        item.callspec.params["name"]
-        for item in request.session.items
-        if getattr(item, "function", None)
-        is test_full_preset_trains_one_step_and_generates_within_memory
-    ]
+    def run(name: str) -> None:
+        result, log = _run_in_child(name)
+        background_rehearsal.write_case_record(folder, name, {"result": result, "log": log})
+
     with ThreadPoolExecutor(PARALLEL) as pool:
-        yield {name: pool.submit(_run_in_child, name) for name in CASE_NAMES if name in selected}
+        list(pool.map(run, CASE_NAMES))
+
+
+def _session_job(request, job: background_rehearsal.Job):
+    """``job``'s background process (started by ``conftest.py`` when its tests were
+    collected; here when they were not) and its deadline."""
+    process = request.config.stash.get(job.key, None)
+    if process is None:
+        process = background_rehearsal.start(job)
+        request.config.stash[job.key] = process
+    return process, time.monotonic() + background_rehearsal.TIMEOUT_SECONDS
+
+
+@pytest.fixture(scope="session")
+def full_preset_rehearsal(request):
+    """The background run of every case (:func:`_run_every_case`) and its deadline."""
+    return _session_job(request, background_rehearsal.FULL_PRESETS)
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_full_preset_trains_one_step_and_generates_within_memory(name, rehearsals):
+def test_full_preset_trains_one_step_and_generates_within_memory(name, full_preset_rehearsal):
     case = _cases()[name]
-    result, log = rehearsals[name].result()
+    process, deadline = full_preset_rehearsal
+    record = background_rehearsal.wait_for(
+        process, lambda: background_rehearsal.case_record(name), deadline
+    )
+    assert record is not None, (
+        f"the full presets' rehearsal ended without the {name} case:\n"
+        + background_rehearsal.log_tail(background_rehearsal.FULL_PRESETS)
+    )
+    result, log = record["result"], record["log"]
     assert result is not None, f"the {name} rehearsal failed:\n{log}"
     summary = (
         f"[rehearsal] {name}: {result['weights']:,} weights, input {tuple(result['input_shape'])},"
@@ -347,13 +370,8 @@ own memory sit in RAM too, so it bounds what the runtime needs from above."""
 
 @pytest.fixture(scope="session")
 def notebook_rehearsal(request):
-    """The background run of every notebook in rehearsal mode (started by ``conftest.py``
-    when this fixture's tests were collected; here when it was not) and its deadline."""
-    process = request.config.stash.get(background_rehearsal.PROCESS_KEY, None)
-    if process is None:
-        process = background_rehearsal.start()
-        request.config.stash[background_rehearsal.PROCESS_KEY] = process
-    return process, time.monotonic() + background_rehearsal.TIMEOUT_SECONDS
+    """The background run of every notebook in rehearsal mode and its deadline."""
+    return _session_job(request, background_rehearsal.NOTEBOOKS)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
@@ -361,7 +379,9 @@ def test_the_notebook_runs_at_full_shapes_within_memory(notebook, notebook_rehea
     """Every line of the notebook, with the full presets' shapes (``COURSE_MODE=rehearsal``):
     no cell fails, and the kernel's peak memory stays within the budget."""
     process, deadline = notebook_rehearsal
-    record = background_rehearsal.wait_for(process, notebook.name, deadline)
+    record = background_rehearsal.wait_for(
+        process, lambda: background_rehearsal.notebook_record(notebook.name), deadline
+    )
     assert record is not None, (
         f"the rehearsal ended without running {notebook.name}:\n{background_rehearsal.log_tail()}"
     )
@@ -376,4 +396,7 @@ def test_the_notebook_runs_at_full_shapes_within_memory(notebook, notebook_rehea
 
 
 if __name__ == "__main__":
-    print(RESULT_TAG + json.dumps(_run_in_this_process(sys.argv[1])), flush=True)
+    if sys.argv[1] == "--all":  # python tests/test_rehearsal.py --all FOLDER
+        _run_every_case(Path(sys.argv[2]))
+    else:  # python tests/test_rehearsal.py CASE: one case, its record printed
+        print(RESULT_TAG + json.dumps(_run_in_this_process(sys.argv[1])), flush=True)

@@ -100,11 +100,13 @@ def trained(digits):
     return model, before, after
 
 
+@pytest.mark.slow
 def test_reconstruction_loss_falls_well_below_its_start(trained):
     _, before, after = trained
     assert after["reconstruction"] < 0.2 * before["reconstruction"], (before, after)
 
 
+@pytest.mark.slow
 def test_a_saved_vae_reloads_with_identical_outputs(trained, tmp_path):
     import keras
 
@@ -120,6 +122,7 @@ def test_a_saved_vae_reloads_with_identical_outputs(trained, tmp_path):
     assert steps.shape == (3, RATE)
 
 
+@pytest.mark.slow
 def test_trained_vae_scores_a_lower_fid_than_an_untrained_one(trained, digits):
     model, _, _ = trained
     judge = judging.load_or_train_judge(

@@ -36,6 +36,7 @@ def _steps_in(logdir):
     return int(model.optimizer.iterations.numpy())
 
 
+@pytest.mark.slow
 def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_path, capsys):
     logdir = tmp_path / "logdir"
     common = ["train", "--data-dir", str(word_folder), "--logdir", str(logdir), "--quick"]

@@ -23,7 +23,7 @@ from course_tools.kernel_messages import poll_kernel_replies_in_slices
 poll_kernel_replies_in_slices()
 
 # Executed notebooks are kept for tests/test_executed_notebooks.py, which runs last.
-from course_tools import background_rehearsal  # noqa: E402
+from course_tools import background_jobs  # noqa: E402
 from course_tools.executed_notebooks import executed_folder, keep_executed_notebooks  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def pytest_configure(config):
         keep_executed_notebooks(executed_folder())
 
 
-def _reads(item, job: background_rehearsal.Job) -> bool:
+def _reads(item, job: background_jobs.Job) -> bool:
     return job.fixture_name in getattr(item, "fixturenames", ())
 
 
@@ -43,21 +43,21 @@ def pytest_collection_modifyitems(items):
         key=lambda item: (
             2
             if item.path.name == "test_executed_notebooks.py"
-            else int(any(_reads(item, job) for job in background_rehearsal.JOBS))
+            else int(any(_reads(item, job) for job in background_jobs.JOBS))
         )
     )
 
 
 def pytest_collection_finish(session):
     """Start each full-size rehearsal (the notebooks', the full presets') in the background
-    as soon as a selected test reads it (``course_tools.background_rehearsal``)."""
-    for job in background_rehearsal.JOBS:
+    as soon as a selected test reads it (``course_tools.background_jobs``)."""
+    for job in background_jobs.JOBS:
         if any(_reads(item, job) for item in session.items):
-            session.config.stash[job.key] = background_rehearsal.start(job)
+            session.config.stash[job.key] = background_jobs.start(job)
 
 
 def pytest_unconfigure(config):
-    for job in background_rehearsal.JOBS:
+    for job in background_jobs.JOBS:
         process = config.stash.get(job.key, None)
         if process is not None:
-            background_rehearsal.stop(process)
+            background_jobs.stop(process)

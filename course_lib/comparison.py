@@ -15,6 +15,10 @@ One API for every notebook that scores generated audio (03, 06 and 07):
   duration`` (below 1: faster than real time). A generator with a ``keep_clips_in``
   folder makes its clips in batches with a progress bar and keeps them there
   (``course_lib.resumable_generation``): after a disconnect, the same call resumes;
+- :func:`with_reconstruction`: for an autoencoder (VAE, VQ-VAE), the **reconstruction
+  accuracy**: the fraction of the reference's real test clips whose round trip through
+  the model the judge still hears as the clip's word (the word must survive it; the
+  real row's word accuracy is its ceiling);
 - :func:`table` and :func:`plot`: the rows side by side.
 
 Every set is scored on the same number of clips (the scores depend on it) by the same
@@ -37,6 +41,7 @@ from course_lib import audio, energy, metrics, resumable_generation
 from course_lib.config import Presets, not_training
 
 WORD_ACCURACY = "word accuracy"
+RECONSTRUCTION_ACCURACY = "reconstruction accuracy"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +99,10 @@ class Row:
     """One set of clips scored (see :func:`score` and :func:`evaluate`).
 
     ``scores`` holds ``"FID"``, ``"IS"``, ``"mIS"`` and, when the clips were asked for
-    words (real clips: their own), ``"word accuracy"``; ``num_words`` gives the chance
-    level ``1 / num_words``. Speed, energy and size are set by :func:`evaluate` only.
+    words (real clips: their own), ``"word accuracy"``; an autoencoder's row can hold its
+    ``"reconstruction accuracy"`` (:func:`with_reconstruction`); ``num_words`` gives the
+    chance level ``1 / num_words``. Speed, energy and size are set by :func:`evaluate`
+    only.
     """
 
     name: str
@@ -126,6 +133,13 @@ class Row:
         return None if accuracy is None else accuracy.value
 
     @property
+    def reconstruction_accuracy(self) -> float | None:
+        """The fraction of real test clips whose reconstruction is heard as their word
+        (None: not an autoencoder, or not measured)."""
+        accuracy = self.scores.get(RECONSTRUCTION_ACCURACY)
+        return None if accuracy is None else accuracy.value
+
+    @property
     def chance(self) -> float | None:
         """The word accuracy of random guesses, ``1 / num_words``."""
         return None if not self.num_words else 1.0 / self.num_words
@@ -143,12 +157,14 @@ class Reference:
         row: real test clips scored like a generator: the ceiling, with the judge's
             accuracy on their words.
         num_words: the judge's number of words (chance is ``1 / num_words``).
+        test_labels: ``[n]`` the words of the real test clips (``row.clips``).
     """
 
     sample_rate: int
     embeddings: np.ndarray
     row: Row
     num_words: int
+    test_labels: np.ndarray
 
     @property
     def n(self) -> int:
@@ -199,7 +215,8 @@ def reference_from_clips(
     embeddings = judge.embed(judge.conform(audio.clip_batch(train_clips), sample_rate))
     num_words = len(judge.labels)
     row = _score(name, test_clips, sample_rate, judge, embeddings, test_labels, num_words, splits)
-    return Reference(int(sample_rate), embeddings, row, num_words)
+    labels = np.asarray(test_labels).reshape(-1)
+    return Reference(int(sample_rate), embeddings, row, num_words, labels)
 
 
 def real_reference(judge, folder: str | Path, n: int, splits: int = 1) -> Reference:
@@ -372,12 +389,66 @@ def _evaluate_in_batches(
     )
 
 
+def reconstruction_accuracy(
+    judge,
+    reconstruct: Callable[[np.ndarray], np.ndarray],
+    reference: Reference,
+    batch_size: int = 50,
+) -> metrics.Score:
+    """The fraction of the reference's real test clips that the judge hears as their own
+    word after a round trip through an autoencoder: ``mean(judge(reconstruct(x_i)) ==
+    w_i)`` over the ``n`` test clips ``x_i`` of words ``w_i``.
+
+    Args:
+        judge: a ``course_lib.judge.Judge``.
+        reconstruct: ``clips [k, samples] -> clips [k, samples]`` at the reference's rate
+            (e.g. ``VAE.reconstruct``), called on batches of ``batch_size`` clips.
+        reference: the real clips at the model's rate (:func:`real_reference`).
+        batch_size: clips per call of ``reconstruct``.
+
+    Raises:
+        ValueError: ``reconstruct`` returns another number of clips than it was given.
+    """
+    clips = audio.clip_batch(reference.row.clips)
+    heard = []
+    for start in range(0, len(clips), batch_size):
+        batch = clips[start : start + batch_size]
+        rebuilt = audio.clip_batch(reconstruct(batch))
+        if len(rebuilt) != len(batch):
+            raise ValueError(
+                f"reconstruct returned {len(rebuilt)} clips for {len(batch)}: it must "
+                "return one clip per clip."
+            )
+        probabilities = judge.predict_proba(judge.conform(rebuilt, reference.sample_rate))
+        heard.append(np.argmax(probabilities, axis=1))
+    score = word_accuracy(np.concatenate(heard), reference.test_labels)
+    return dataclasses.replace(score, name=RECONSTRUCTION_ACCURACY)
+
+
+def with_reconstruction(
+    row: Row,
+    judge,
+    reconstruct: Callable[[np.ndarray], np.ndarray],
+    reference: Reference,
+    batch_size: int = 50,
+) -> Row:
+    """``row`` with its model's :func:`reconstruction_accuracy` added to its scores."""
+    if row.sample_rate != reference.sample_rate:
+        raise ValueError(
+            f"{row.name}: a model at {row.sample_rate} Hz reconstructs real clips at its own "
+            f"rate, not at {reference.sample_rate} Hz."
+        )
+    score = reconstruction_accuracy(judge, reconstruct, reference, batch_size)
+    return dataclasses.replace(row, scores={**row.scores, RECONSTRUCTION_ACCURACY: score})
+
+
 # (title, width, value of a row or None, format)
 _COLUMNS = (
     ("Hz", 7, lambda row: row.sample_rate, "d"),
     ("FID", 9, lambda row: row.scores["FID"].value, ".2f"),
     ("IS", 7, lambda row: row.scores["IS"].value, ".2f"),
     ("word acc", 10, lambda row: row.word_accuracy, ".2f"),
+    ("recon acc", 11, lambda row: row.reconstruction_accuracy, ".2f"),
     ("n", 6, lambda row: row.scores["FID"].samples, "d"),
     ("audio s/s", 11, lambda row: row.audio_per_second if row.seconds else None, ".2f"),
     ("RTF", 9, lambda row: row.real_time_factor if row.seconds else None, ".2f"),
@@ -407,6 +478,8 @@ def table(rows: Sequence[Row]) -> str:
     if chances:
         levels = ", ".join(f"1/{words} = {1 / words:.2f}" for words in chances)
         lines.append(f"word acc: heard as the word asked for (real: their own); chance {levels}")
+    if any(row.reconstruction_accuracy is not None for row in rows):
+        lines.append("recon acc: real test clips heard as their own word after the round trip")
     return "\n".join(lines)
 
 

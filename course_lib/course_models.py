@@ -177,3 +177,14 @@ def sample_vq_sounds(
     )
     images = trained.model.decode_codes(codes)
     return spectrogram.to_audio(images, cfg.clip_samples, cfg.spec, cfg.griffin_lim_iterations)
+
+
+def reconstruct_vq_sounds(trained: training.Trained, clips: np.ndarray) -> np.ndarray:
+    """Clips ``[n, samples]`` through a VQ-VAE of :func:`vq_vae_with_prior` and back:
+    spectrogram images, code maps, decoded images, and Griffin-Lim audio ``[n, samples]``
+    (what the word must survive, ``comparison.with_reconstruction``)."""
+    from course_lib import spectrogram, vq
+
+    cfg = trained.extras["cfg"]
+    images = trained.model.reconstruct(vq.spectrogram_images(clips, cfg.spec))
+    return spectrogram.to_audio(images, cfg.clip_samples, cfg.spec, cfg.griffin_lim_iterations)

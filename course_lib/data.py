@@ -366,6 +366,95 @@ def mix_background_noise(audio, noise_bank, probability: float, max_gain: float,
     return tf.clip_by_value(audio + gains[:, None, None] * noise, -1.0, 1.0)
 
 
+# The fraction of the Nyquist frequency that course_lib.audio.resample (soxr, "HQ") keeps:
+# clips converted to 8 or 4 kHz and resampled back to 16 kHz are 6 dB down at 95% of
+# the lower rate's Nyquist frequency (3.8 kHz, 1.9 kHz) and 60 dB down at 98%; an
+# ideal low-pass there matches them 20 times more closely than one at 100% (measured on
+# the fixture's test clips: relative squared error 1.7e-4 against 3.3e-3).
+RESAMPLE_BANDWIDTH = 0.95
+
+
+def band_limit(audio, cutoffs_hz, sample_rate: int):
+    """An ideal low-pass per clip: every FFT bin at or above the clip's cutoff is zeroed.
+
+    With ``X = rfft(x)`` over the whole clip (bin ``k`` at ``k * sample_rate / samples``
+    Hz), the result is ``irfft(X * [f_k < cutoff])``. A cutoff above ``sample_rate / 2``
+    (e.g. ``inf``) keeps the clip as it is.
+
+    Args:
+        audio: float32 ``[batch, samples, 1]``.
+        cutoffs_hz: float ``[batch]``, one cutoff per clip in Hz.
+        sample_rate: the rate of ``audio`` in Hz.
+
+    Returns:
+        float32 ``[batch, samples, 1]``; clips whose cutoff is above ``sample_rate / 2``
+        are returned exactly.
+    """
+    import tensorflow as tf
+
+    audio = tf.convert_to_tensor(audio, tf.float32)
+    cutoffs_hz = tf.cast(cutoffs_hz, tf.float32)
+    signals = audio[:, :, 0]  # [b, n, 1] -> [b, n]
+    samples = tf.shape(signals)[1]
+    spectrum = tf.signal.rfft(signals)  # [b, n // 2 + 1]
+    bins = tf.range(tf.shape(spectrum)[1], dtype=tf.float32)
+    frequencies = bins * (sample_rate / tf.cast(samples, tf.float32))  # Hz of each bin
+    keep = frequencies[None, :] < cutoffs_hz[:, None]  # [b, n // 2 + 1]
+    filtered = tf.signal.irfft(spectrum * tf.cast(keep, spectrum.dtype), samples[None])
+    untouched = cutoffs_hz > sample_rate / 2  # [b]
+    return tf.where(untouched[:, None, None], audio, filtered[:, :, None])
+
+
+def random_band_limit(
+    audio,
+    sample_rate: int,
+    rates,
+    probability: float,
+    generator,
+    bandwidth: float = RESAMPLE_BANDWIDTH,
+):
+    """Make a random fraction of the batch sound as if it had been recorded at a lower rate.
+
+    Each clip is, with chance ``probability``, given one of ``rates`` (each equally
+    likely) and low-passed by :func:`band_limit` at ``bandwidth * rate / 2``: what a clip
+    made at ``rate`` holds once resampled to ``sample_rate`` (``course_lib.audio.resample``,
+    as ``course_lib.judge.Judge.conform`` does). A judge trained on such clips hears the
+    digits of an 8 or 4 kHz generator as well as those of a 16 kHz one. The other clips
+    are returned exactly.
+
+    Args:
+        audio: float32 ``[batch, samples, 1]`` at ``sample_rate``.
+        sample_rate: the rate of ``audio`` in Hz.
+        rates: the lower rates to imitate, each in ``(0, sample_rate)``, e.g. ``(8000, 4000)``.
+        probability: chance in ``[0, 1]`` that a clip is band-limited.
+        generator: a ``tf.random.Generator``.
+        bandwidth: the fraction of each rate's Nyquist frequency kept, in ``(0, 1]``
+            (default: :data:`RESAMPLE_BANDWIDTH`, the resampler's).
+
+    Returns:
+        float32 ``[batch, samples, 1]``.
+
+    Raises:
+        ValueError: no rates, a rate outside ``(0, sample_rate)``, or a probability or
+            bandwidth out of range.
+    """
+    import tensorflow as tf
+
+    rates = tuple(rates)
+    if not rates or not all(0 < rate < sample_rate for rate in rates):
+        raise ValueError(f"rates must be one or more rates in (0, {sample_rate}) Hz, got {rates}.")
+    if not 0 <= probability <= 1:
+        raise ValueError(f"probability must be in [0, 1], got {probability}.")
+    if not 0 < bandwidth <= 1:
+        raise ValueError(f"bandwidth must be in (0, 1], got {bandwidth}.")
+    batch = tf.shape(audio)[0]
+    nyquists = tf.constant([bandwidth * rate / 2 for rate in rates], tf.float32)
+    choice = generator.uniform([batch], 0, len(rates), dtype=tf.int32)
+    limited = generator.uniform([batch]) < probability
+    cutoffs = tf.where(limited, tf.gather(nyquists, choice), float("inf"))
+    return band_limit(audio, cutoffs, sample_rate)
+
+
 def load_noise_bank(folder: str | Path, clip_samples: int | None = None) -> np.ndarray:
     """Cut the dataset's ``background_noise/*.wav`` into clips ``[num_clips, clip_samples]``.
 

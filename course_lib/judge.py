@@ -157,6 +157,11 @@ class JudgeConfig(config.Presets):
     time_shift_seconds: float = 0.1
     noise_probability: float = 0.5
     max_noise_gain: float = 0.1
+    # band-limiting (course_lib.data.random_band_limit): this fraction of the training
+    # clips sounds as if made at one of these rates, so that the judge, which hears 8 and
+    # 4 kHz generators through Judge.conform, hears their digits as well as 16 kHz ones
+    band_limit_probability: float = 0.4
+    band_limit_rates: tuple[int, ...] = (8000, 4000)
     seed: int = 0
     # scoring: Inception Score splits (10 in the papers; the quick test set has 50 clips);
     # not part of tag(), so changing it keeps the trained judge
@@ -432,9 +437,13 @@ def train_judge(
 ) -> Judge:
     """Train a judge on a converted dataset's train split, validating on ``validation``.
 
-    Augmentation: random time shifts of up to ``cfg.time_shift_seconds`` and, when the
+    Augmentation: random time shifts of up to ``cfg.time_shift_seconds``; when the
     dataset has background noise, noise mixed into ``cfg.noise_probability`` of the
-    clips. The model is built in ``strategy``'s scope (default ``config.strategy()``).
+    clips; and ``cfg.band_limit_probability`` of the clips low-passed as if made at one
+    of ``cfg.band_limit_rates`` (``course_lib.data.random_band_limit``), so that clips of
+    the course's lower rates, resampled by :meth:`Judge.conform`, are heard as well as
+    16 kHz ones. The model is built in ``strategy``'s scope (default
+    ``config.strategy()``).
 
     Args:
         folder: the converted dataset (``course_lib.data`` layout).
@@ -470,6 +479,8 @@ def train_judge(
         max_noise_gain=cfg.max_noise_gain,
         repeat=steps_per_epoch is not None,
     )  # read from the shards every epoch: no cache, see data.load_split
+    if cfg.band_limit_probability > 0 and cfg.band_limit_rates:
+        train = train.map(_band_limiter(cfg)).prefetch(tf.data.AUTOTUNE)
     validation = data.load_split(folder, "validation", batch_size=256, shuffle=False)
     strategy = strategy or config.strategy()
     with strategy.scope():
@@ -493,6 +504,20 @@ def train_judge(
         fitted = model.fit(train, epochs=cfg.epochs, callbacks=[training.StopOnNaN()], **options)
         history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
     return Judge(model, manifest.labels, manifest.sample_rate, history)
+
+
+def _band_limiter(cfg: JudgeConfig):
+    """The band-limiting step of the judge's training pipeline: ``(audio, labels)`` batches
+    with ``cfg.band_limit_probability`` of the clips low-passed (``data.random_band_limit``)."""
+    generator = tf.random.Generator.from_seed(cfg.seed + 1)  # load_split's draws use cfg.seed
+
+    def band_limit(audio, labels):
+        limited = data.random_band_limit(
+            audio, cfg.sample_rate, cfg.band_limit_rates, cfg.band_limit_probability, generator
+        )
+        return limited, labels
+
+    return band_limit
 
 
 def load_or_train_judge(

@@ -1,6 +1,8 @@
 """course_lib.comparison: scores against real clips at the model's rate, the word accuracy,
 speed arithmetic, the table and the plot, with a fake judge whose predictions are known."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,56 @@ def test_evaluate_keeps_batches_and_resumes_with_the_same_row(tmp_path):
         generator({"steps": 5}), judge, reference, 10, batch_size=4, measure=False
     )
     assert calls == [] and again.scores == resumed.scores and again.seconds == resumed.seconds
+
+
+def test_reconstruction_accuracy_is_the_fraction_of_real_words_that_survive_the_round_trip():
+    judge = FakeJudge()
+    # real test clips: the first sample's sign is the word the fake judge hears
+    signs = np.array([1.0, 1.0, -1.0, -1.0, 1.0, -1.0])
+    words = np.array([0, 1, 1, 0, 0, 1])  # the judge hears clips 0, 2, 4, 5 right: 4/6
+    reference = comparison.reference_from_clips(
+        judge,
+        np.random.default_rng(3).normal(0, 1, (10, 200)),
+        signs[:, None] * np.ones(200),
+        words,
+        RATE,
+    )
+    assert reference.row.word_accuracy == pytest.approx(4 / 6)
+    calls = []
+
+    def identity(clips):
+        calls.append(len(clips))
+        return clips
+
+    # A perfect autoencoder keeps every word the judge heard in the real clips.
+    score = comparison.reconstruction_accuracy(judge, identity, reference, batch_size=4)
+    assert score.value == pytest.approx(4 / 6) and score.samples == 6
+    assert score.name == comparison.RECONSTRUCTION_ACCURACY and calls == [4, 2]
+    # One that flips every clip's sign turns every word the judge heard into the other.
+    flipped = comparison.reconstruction_accuracy(judge, lambda c: -c, reference)
+    assert flipped.value == pytest.approx(2 / 6)
+    # One that always returns positive clips is heard saying word 0: right for 3 of 6.
+    always_zero = comparison.reconstruction_accuracy(judge, np.abs, reference)
+    assert always_zero.value == pytest.approx(np.mean(words == 0))
+
+    row = comparison.score("autoencoder", np.ones((6, 200)), RATE, judge, reference)
+    assert row.reconstruction_accuracy is None
+    scored = comparison.with_reconstruction(row, judge, identity, reference)
+    assert scored.reconstruction_accuracy == pytest.approx(4 / 6)
+    assert scored.scores["FID"] == row.scores["FID"] and row.reconstruction_accuracy is None
+    header, _, *lines = comparison.table([reference.row, scored]).splitlines()
+    end = header.index("recon acc") + len("recon acc")
+    assert [line[end - 4 : end] for line in lines[:2]] == ["   -", "0.67"]
+    assert lines[-1].startswith("recon acc: real test clips heard as their own word")
+
+
+def test_reconstruction_accuracy_checks_the_count_and_the_rate():
+    judge = FakeJudge()
+    reference = _reference(judge)
+    with pytest.raises(ValueError, match="reconstruct returned 3 clips for 40"):
+        comparison.reconstruction_accuracy(judge, lambda clips: clips[:3], reference)
+    row = comparison.score("fast", np.ones((4, 200)), RATE, judge, reference)
+    with pytest.raises(ValueError, match="at 200 Hz reconstructs real clips at its own rate"):
+        comparison.with_reconstruction(
+            dataclasses.replace(row, sample_rate=200), judge, np.abs, reference
+        )

@@ -112,6 +112,55 @@ def test_random_time_shift_matches_numpy_roll_with_zero_fill():
         assert sum(matches) == 1
 
 
+BAND_RATE = 16000  # the judge's rate, whose clips are band-limited to 8 and 4 kHz
+
+
+def test_band_limit_matches_a_numpy_brick_wall():
+    clips = np.random.default_rng(5).uniform(-0.5, 0.5, (3, 1000, 1)).astype(np.float32)
+    cutoffs = np.array([2000.0, 5000.0, np.inf], np.float32)
+    limited = data.band_limit(tf.constant(clips), tf.constant(cutoffs), BAND_RATE).numpy()
+    assert limited.shape == clips.shape and limited.dtype == np.float32
+    frequencies = np.fft.rfftfreq(1000, 1 / BAND_RATE)  # 16 Hz bins
+    for clip, result, cutoff in zip(clips[..., 0], limited[..., 0], cutoffs, strict=True):
+        spectrum = np.fft.rfft(clip.astype(np.float64))
+        reference = np.fft.irfft(np.where(frequencies < cutoff, spectrum, 0), 1000)
+        np.testing.assert_allclose(result, reference, atol=1e-5)
+        result_spectrum = np.fft.rfft(result.astype(np.float64))
+        above = frequencies >= cutoff
+        assert np.max(np.abs(result_spectrum[above]), initial=0) < 1e-3  # zero above
+        np.testing.assert_allclose(result_spectrum[~above], spectrum[~above], atol=1e-3)
+    np.testing.assert_array_equal(limited[2], clips[2])  # an infinite cutoff keeps the clip
+
+
+def test_random_band_limit_imitates_the_lower_rates_of_a_fraction_of_clips():
+    clips = np.random.default_rng(6).uniform(-0.5, 0.5, (400, 256, 1)).astype(np.float32)
+    generator = tf.random.Generator.from_seed(7)
+    limited = data.random_band_limit(clips, BAND_RATE, (8000, 4000), 0.5, generator).numpy()
+    frequencies = np.fft.rfftfreq(256, 1 / BAND_RATE)
+    power = np.abs(np.fft.rfft(limited[..., 0], axis=1)) ** 2  # [400, 129]
+    band = data.RESAMPLE_BANDWIDTH
+    top = np.array([power[:, frequencies >= band * rate / 2].sum(1) for rate in (4000, 8000)])
+    as_4k = top[0] < 1e-6  # nothing left above 1.9 kHz
+    as_8k = (top[1] < 1e-6) & ~as_4k  # nothing above 3.8 kHz, but some below
+    untouched = np.all(limited == clips, axis=(1, 2))
+    assert np.all(as_4k | as_8k | untouched) and not np.any(untouched & (as_4k | as_8k))
+    assert 0.4 < np.mean(~untouched) < 0.6 and 0.3 < np.mean(as_4k[~untouched]) < 0.7
+    every = data.random_band_limit(clips, BAND_RATE, (4000,), 1.0, generator).numpy()
+    np.testing.assert_allclose(every, data.band_limit(clips, np.full(400, 1900.0), BAND_RATE))
+    np.testing.assert_array_equal(
+        data.random_band_limit(clips, BAND_RATE, (4000,), 0, generator), clips
+    )
+    for rates, probability, message in (
+        ((), 0.5, "rates must be one or more rates in"),
+        ((16000,), 0.5, r"in \(0, 16000\) Hz, got \(16000,\)"),
+        ((4000,), 1.5, r"probability must be in \[0, 1\], got 1.5"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            data.random_band_limit(clips, BAND_RATE, rates, probability, generator)
+    with pytest.raises(ValueError, match="bandwidth must be in"):
+        data.random_band_limit(clips, BAND_RATE, (4000,), 0.5, generator, bandwidth=0)
+
+
 def test_background_noise_is_added_within_gain(tmp_path):
     written = _write_dataset(tmp_path)
     (tmp_path / data.NOISE_FOLDER).mkdir()

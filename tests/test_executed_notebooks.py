@@ -1,6 +1,6 @@
 """What a student sees: the notebooks as this pytest session executed them, in quick mode
 (nbmake; kept by ``course_tools.executed_notebooks``) and in the full-size rehearsal (kept
-by ``course_tools.background_rehearsal``). ``python -m pytest`` runs both before these
+by ``course_tools.background_jobs``). ``python -m pytest`` runs both before these
 tests."""
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_tools import background_rehearsal
+from course_tools import background_jobs
 from course_tools.executed_notebooks import (
     CPP_LOG_LINE,
     WIDGET_STATE,
@@ -27,7 +27,7 @@ RUNS = [
 
 
 def _executed(mode: str, name: str):
-    folder = executed_folder() if mode == "quick" else background_rehearsal.results_folder()
+    folder = executed_folder() if mode == "quick" else background_jobs.results_folder()
     path = folder / name
     if not path.is_file():
         pytest.skip(

@@ -4,7 +4,10 @@ and 07 hold a batch, a sample or a model, never a whole split.
 Each path runs on a fixture dataset of N and of 4N one-second clips at 16 kHz (N = 200:
 12.8 and 51 MB of float32 audio), written with ``course_lib.data``'s writers. Each path is
 measured in a fresh interpreter (this file run as a script), so the pytest process's
-threads and heap, grown by every earlier test, cannot move the figures. There, the peak
+threads and heap, grown by every earlier test, cannot move the figures; the paths are
+measured one after another in the background of the test session (``python
+tests/test_memory.py --all FOLDER``, started by the root ``conftest.py``:
+``course_tools.background_jobs.MEMORY``), and each test reads its path's record. There, the peak
 resident memory of a run above the memory at its start is read from Linux's ``/proc``
 (writing 5 to ``/proc/self/clear_refs`` resets the peak, ``VmHWM`` reads it; unlike
 tracemalloc this sees TensorFlow's allocations too), each run starting with the memory
@@ -43,6 +46,7 @@ from course_lib import (
     vq,
 )
 from course_lib import judge as judging
+from course_tools import background_jobs
 
 RATE = 16000
 N = 200  # clips in the small dataset; the large one has 4 N
@@ -122,15 +126,16 @@ def write_clips(folder: Path, clips_per_split: dict[str, int], shards: int = 4) 
     return folder
 
 
-@pytest.fixture(scope="module")
-def datasets(tmp_path_factory) -> dict[str, Path]:
-    """Two datasets: ``N`` and ``4N`` clips of training data, and half
+def write_datasets(root: Path) -> dict[str, Path]:
+    """Two datasets under ``root``: ``N`` and ``4N`` clips of training data, and half
     that as validation and test clips."""
     sizes = {"N": N, "4N": 4 * N}
+    folders = {name: root / f"clips_{name}" for name in sizes}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
     return {
         name: write_clips(
-            tmp_path_factory.mktemp(f"clips_{name}"),
-            {"train": size, "validation": size // 2, "test": size // 2},
+            folders[name], {"train": size, "validation": size // 2, "test": size // 2}
         )
         for name, size in sizes.items()
     }
@@ -298,8 +303,42 @@ def measure_in_a_fresh_interpreter(name: str, datasets: dict[str, Path], work: P
     return small, large
 
 
-def assert_flat(name: str, datasets: dict[str, Path], work: Path):
-    small, large = measure_in_a_fresh_interpreter(name, datasets, work)
+def measure_every_path(folder: Path) -> None:
+    """The background job (``course_tools.background_jobs.MEMORY``): the datasets written
+    once, then each path measured in its own fresh interpreter, one after another, each
+    record (``small`` and ``large`` peaks, or the ``error``) written to ``folder``."""
+    datasets = write_datasets(folder / "datasets")
+    for name in PATHS:
+        work = folder / "work" / name
+        work.mkdir(parents=True)
+        try:
+            small, large = measure_in_a_fresh_interpreter(name, datasets, work)
+            record = {"small": small, "large": large, "error": None}
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            record = {"small": None, "large": None, "error": str(error)}
+        background_jobs.write_record(folder, name, record)
+
+
+@pytest.fixture(scope="session")
+def memory_measurements(request) -> pytest.Config:
+    """The session's config, once :func:`measure_every_path` runs in the background."""
+    background_jobs.session_job(request.config, background_jobs.MEMORY)
+    return request.config
+
+
+def measured(name: str, session: pytest.Config) -> tuple[int, int]:
+    """The peaks of path ``name`` on N and 4N clips, from the background job."""
+    record = background_jobs.wait_for_record(session, background_jobs.MEMORY, name)
+    assert record["error"] is None, f"measuring {name} failed: {record['error']}"
+    print(
+        f"{name}: peak above start {record['small'] / 2**20:.1f} MB on N, "
+        f"{record['large'] / 2**20:.1f} MB on 4N"
+    )
+    return record["small"], record["large"]
+
+
+def assert_flat(name: str, session: pytest.Config):
+    small, large = measured(name, session)
     allowed = MARGIN * EXTRA_AUDIO_BYTES
     assert large - small <= allowed, (
         f"the peak grew by {(large - small) / 2**20:.1f} MB from {N} to {4 * N} clips "
@@ -307,32 +346,32 @@ def assert_flat(name: str, datasets: dict[str, Path], work: Path):
     )
 
 
-def test_notebook_01_statistics_hold_samples_not_the_split(datasets, tmp_path):
-    assert_flat("notebook_01", datasets, tmp_path)
+def test_notebook_01_statistics_hold_samples_not_the_split(memory_measurements):
+    assert_flat("notebook_01", memory_measurements)
 
 
-def test_judge_streams_a_split_into_features(datasets, tmp_path):
-    assert_flat("judge_split_features", datasets, tmp_path)
+def test_judge_streams_a_split_into_features(memory_measurements):
+    assert_flat("judge_split_features", memory_measurements)
 
 
-def test_notebook_02_scores_from_streamed_features_and_a_sample(datasets, tmp_path):
-    assert_flat("notebook_02", datasets, tmp_path)
+def test_notebook_02_scores_from_streamed_features_and_a_sample(memory_measurements):
+    assert_flat("notebook_02", memory_measurements)
 
 
-def test_notebook_04_reads_a_sample_and_trains_on_streamed_splits(datasets, tmp_path):
-    assert_flat("notebook_04", datasets, tmp_path)
+def test_notebook_04_reads_a_sample_and_trains_on_streamed_splits(memory_measurements):
+    assert_flat("notebook_04", memory_measurements)
 
 
-def test_notebook_05_trains_and_counts_on_streamed_images(datasets, tmp_path):
-    assert_flat("notebook_05", datasets, tmp_path)
+def test_notebook_05_trains_and_counts_on_streamed_images(memory_measurements):
+    assert_flat("notebook_05", memory_measurements)
 
 
-def test_notebook_07_vq_vae_with_prior_streams(datasets, tmp_path):
-    assert_flat("notebook_07", datasets, tmp_path)
+def test_notebook_07_vq_vae_with_prior_streams(memory_measurements):
+    assert_flat("notebook_07", memory_measurements)
 
 
-def test_the_measurement_sees_a_split_held_in_memory(datasets, tmp_path):
-    small, large = measure_in_a_fresh_interpreter("held_in_memory", datasets, tmp_path)
+def test_the_measurement_sees_a_split_held_in_memory(memory_measurements):
+    small, large = measured("held_in_memory", memory_measurements)
     # audio (read in batches, then concatenated) and images: at least the extra audio
     assert large - small > EXTRA_AUDIO_BYTES, (small, large)
     assert large - small > MARGIN * EXTRA_AUDIO_BYTES
@@ -353,4 +392,7 @@ def _main(name: str, small: str, large: str, work: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(*sys.argv[1:])
+    if sys.argv[1] == "--all":  # python tests/test_memory.py --all FOLDER: the background job
+        measure_every_path(Path(sys.argv[2]))
+    else:  # python tests/test_memory.py PATH N_FOLDER 4N_FOLDER WORK: one path's peaks
+        _main(*sys.argv[1:])

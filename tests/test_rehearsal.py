@@ -36,7 +36,7 @@ Each case runs in its own Python process (this file run as a script; two at a ti
 most of a case is single-threaded tracing and XLA compilation), so its peak memory is its
 own. The cases run in the background of the test session (``python tests/test_rehearsal.py
 --all FOLDER``, started by the root ``conftest.py`` once a case is collected: see
-``course_tools.background_rehearsal``), so the session goes on with other tests while they
+``course_tools.background_jobs``), so the session goes on with other tests while they
 compile, and each test waits for its case's record. The peak is the peak resident set
 size of that process (the kernel's ``VmHWM``, and ``psutil`` sampled every 10 ms),
 TensorFlow's runtime included: what the Colab VM has to hold for
@@ -75,7 +75,7 @@ from pathlib import Path
 
 import pytest
 
-from course_tools import background_rehearsal, full_presets
+from course_tools import background_jobs, full_presets
 
 pytestmark = pytest.mark.rehearsal
 
@@ -303,43 +303,30 @@ CASE_NAMES = list(_cases())
 
 
 def _run_every_case(folder: Path) -> None:
-    """The background job (``background_rehearsal.FULL_PRESETS``): every case in a child
+    """The background job (``background_jobs.FULL_PRESETS``): every case in a child
     process, ``PARALLEL`` at a time, each record written to ``folder`` when it ends."""
 
     def run(name: str) -> None:
         result, log = _run_in_child(name)
-        background_rehearsal.write_case_record(folder, name, {"result": result, "log": log})
+        background_jobs.write_record(folder, name, {"result": result, "log": log})
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         list(pool.map(run, CASE_NAMES))
 
 
-def _session_job(request, job: background_rehearsal.Job):
-    """``job``'s background process (started by ``conftest.py`` when its tests were
-    collected; here when they were not) and its deadline."""
-    process = request.config.stash.get(job.key, None)
-    if process is None:
-        process = background_rehearsal.start(job)
-        request.config.stash[job.key] = process
-    return process, time.monotonic() + background_rehearsal.TIMEOUT_SECONDS
-
-
 @pytest.fixture(scope="session")
-def full_preset_rehearsal(request):
-    """The background run of every case (:func:`_run_every_case`) and its deadline."""
-    return _session_job(request, background_rehearsal.FULL_PRESETS)
+def full_preset_rehearsal(request) -> pytest.Config:
+    """The session's config, once the background run of every case
+    (:func:`_run_every_case`) is started."""
+    background_jobs.session_job(request.config, background_jobs.FULL_PRESETS)
+    return request.config
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_full_preset_trains_one_step_and_generates_within_memory(name, full_preset_rehearsal):
     case = _cases()[name]
-    process, deadline = full_preset_rehearsal
-    record = background_rehearsal.wait_for(
-        process, lambda: background_rehearsal.case_record(name), deadline
-    )
-    assert record is not None, (
-        f"the full presets' rehearsal ended without the {name} case:\n"
-        + background_rehearsal.log_tail(background_rehearsal.FULL_PRESETS)
+    record = background_jobs.wait_for_record(
+        full_preset_rehearsal, background_jobs.FULL_PRESETS, name
     )
     result, log = record["result"], record["log"]
     assert result is not None, f"the {name} rehearsal failed:\n{log}"
@@ -371,7 +358,7 @@ own memory sit in RAM too, so it bounds what the runtime needs from above."""
 @pytest.fixture(scope="session")
 def notebook_rehearsal(request):
     """The background run of every notebook in rehearsal mode and its deadline."""
-    return _session_job(request, background_rehearsal.NOTEBOOKS)
+    return background_jobs.session_job(request.config, background_jobs.NOTEBOOKS)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
@@ -379,11 +366,11 @@ def test_the_notebook_runs_at_full_shapes_within_memory(notebook, notebook_rehea
     """Every line of the notebook, with the full presets' shapes (``COURSE_MODE=rehearsal``):
     no cell fails, and the kernel's peak memory stays within the budget."""
     process, deadline = notebook_rehearsal
-    record = background_rehearsal.wait_for(
-        process, lambda: background_rehearsal.notebook_record(notebook.name), deadline
+    record = background_jobs.wait_for(
+        process, lambda: background_jobs.notebook_record(notebook.name), deadline
     )
     assert record is not None, (
-        f"the rehearsal ended without running {notebook.name}:\n{background_rehearsal.log_tail()}"
+        f"the rehearsal ended without running {notebook.name}:\n{background_jobs.log_tail()}"
     )
     assert not record["error"], f"{notebook.name} failed in the rehearsal: {record['error']}"
     print(

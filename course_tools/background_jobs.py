@@ -1,19 +1,23 @@
-"""The full-size rehearsals, run in the background of a test session.
+"""The long checks that run in the background of a test session.
 
-``tests/test_rehearsal.py`` checks two rehearsals, each a few minutes of mostly
-single-threaded Python and TensorFlow work on the CPU:
+Three checks take minutes of mostly single-threaded Python and TensorFlow work in
+processes of their own, while the test session would sit waiting for them:
 
-- :data:`NOTEBOOKS`: every notebook run with ``COURSE_MODE=rehearsal`` (the full presets'
-  shapes, tiny counts, tiny fixtures), by ``python -m course_tools.run_course --mode
-  rehearsal``, which writes each notebook's record to ``runs.json``;
-- :data:`FULL_PRESETS`: every full preset built with XLA, trained one step and sampled,
-  each in a process of its own, by ``python tests/test_rehearsal.py --all FOLDER``, which
-  writes each case's record to ``FOLDER/<case>.json``.
+- :data:`NOTEBOOKS` (``tests/test_rehearsal.py``): every notebook run with
+  ``COURSE_MODE=rehearsal`` (the full presets' shapes, tiny counts, tiny fixtures), by
+  ``python -m course_tools.run_course --mode rehearsal``, which writes each notebook's
+  record to ``runs.json``;
+- :data:`FULL_PRESETS` (``tests/test_rehearsal.py``): every full preset built with XLA,
+  trained one step and sampled, each in a process of its own, by ``python
+  tests/test_rehearsal.py --all FOLDER``;
+- :data:`MEMORY` (``tests/test_memory.py``): the peak memory of each streamed full-mode
+  path on N and 4N clips, each in a fresh interpreter, by ``python tests/test_memory.py
+  --all FOLDER``.
 
-So that the session does not wait for them, the root ``conftest.py`` starts each one
-(:func:`start`) in a process of its own as soon as the session has collected a test that
-reads it (a test using the job's ``fixture_name``); those tests run near the end and
-:func:`wait_for` their records.
+The last two write each record to ``FOLDER/<name>.json`` (:func:`write_record`). So that
+the session goes on meanwhile, the root ``conftest.py`` starts each job (:func:`start`) as
+soon as the session has collected a test that reads it (a test using the job's
+``fixture_name``); those tests run near the end and :func:`wait_for` their records.
 """
 
 from __future__ import annotations
@@ -83,7 +87,12 @@ FULL_PRESETS = Job(
         str(folder),
     ],
 )
-JOBS = (NOTEBOOKS, FULL_PRESETS)
+MEMORY = Job(
+    "memory_measurements",
+    "course_kit_memory",
+    lambda folder: [sys.executable, str(REPO / "tests" / "test_memory.py"), "--all", str(folder)],
+)
+JOBS = (NOTEBOOKS, FULL_PRESETS, MEMORY)
 
 
 def results_folder() -> Path:
@@ -109,6 +118,16 @@ def start(job: Job = NOTEBOOKS) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # stop() ends its kernels and child processes with it
     )
+
+
+def session_job(config: pytest.Config, job: Job) -> tuple[subprocess.Popen, float]:
+    """``job``'s process in this session (started by ``conftest.py`` when its tests were
+    collected; here when it was not) and the ``time.monotonic()`` deadline of a wait."""
+    process = config.stash.get(job.key, None)
+    if process is None:
+        process = start(job)
+        config.stash[job.key] = process
+    return process, time.monotonic() + TIMEOUT_SECONDS
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -137,19 +156,29 @@ def notebook_record(notebook: str) -> dict | None:
     return run_course.read_runs(results_folder()).get(notebook)
 
 
-def write_case_record(folder: Path, name: str, record: dict) -> None:
-    """Write a full-preset case's record (at once: a reader never sees half of it)."""
+def write_record(folder: Path, name: str, record: dict) -> None:
+    """Write a job's record of ``name`` (at once: a reader never sees half of it)."""
     partial = folder / f"{name}.json.partial"
     partial.write_text(json.dumps(record))
     partial.replace(folder / f"{name}.json")
 
 
-def case_record(name: str) -> dict | None:
-    """The full-preset rehearsal's record of case ``name``, if written yet."""
+def read_record(job: Job, name: str) -> dict | None:
+    """``job``'s record of ``name`` (see :func:`write_record`), if written yet."""
     try:
-        return json.loads((FULL_PRESETS.results_folder() / f"{name}.json").read_text())
+        return json.loads((job.results_folder() / f"{name}.json").read_text())
     except FileNotFoundError:
         return None
+
+
+def wait_for_record(config: pytest.Config, job: Job, name: str) -> dict:
+    """``job``'s record of ``name``, once written; fails the test, with the end of the
+    job's log, when the job ends or times out without it."""
+    process, deadline = session_job(config, job)
+    record = wait_for(process, lambda: read_record(job, name), deadline)
+    if record is None:
+        pytest.fail(f"the background job ended without a record of {name}:\n{log_tail(job)}")
+    return record
 
 
 def log_tail(job: Job = NOTEBOOKS, lines: int = 40) -> str:

@@ -1,6 +1,6 @@
 """The long checks that run in the background of a test session.
 
-Three checks take minutes of mostly single-threaded Python and TensorFlow work in
+Four checks take minutes (mostly single-threaded Python and TensorFlow work, or pip) in
 processes of their own, while the test session would sit waiting for them:
 
 - :data:`NOTEBOOKS` (``tests/test_rehearsal.py``): every notebook run with
@@ -12,9 +12,11 @@ processes of their own, while the test session would sit waiting for them:
   tests/test_rehearsal.py --all FOLDER``;
 - :data:`MEMORY` (``tests/test_memory.py``): the peak memory of each streamed full-mode
   path on N and 4N clips, each in a fresh interpreter, by ``python tests/test_memory.py
-  --all FOLDER``.
+  --all FOLDER``;
+- :data:`COLAB_INSTALL` (``tests/test_colab_install.py``): pip resolving the requirements
+  on Colab's pins (``--dry-run``), mostly waiting on the package registry.
 
-The last two write each record to ``FOLDER/<name>.json`` (:func:`write_record`). So that
+The last three write each record to ``FOLDER/<name>.json`` (:func:`write_record`). So that
 the session goes on meanwhile, the root ``conftest.py`` starts each job (:func:`start`) as
 soon as the session has collected a test that reads it (a test using the job's
 ``fixture_name``); those tests run near the end and :func:`wait_for` their records.
@@ -92,7 +94,17 @@ MEMORY = Job(
     "course_kit_memory",
     lambda folder: [sys.executable, str(REPO / "tests" / "test_memory.py"), "--all", str(folder)],
 )
-JOBS = (NOTEBOOKS, FULL_PRESETS, MEMORY)
+COLAB_INSTALL = Job(
+    "colab_resolution",
+    "course_kit_colab_install",
+    lambda folder: [
+        sys.executable,
+        str(REPO / "tests" / "test_colab_install.py"),
+        "--all",
+        str(folder),
+    ],
+)
+JOBS = (NOTEBOOKS, FULL_PRESETS, MEMORY, COLAB_INSTALL)
 
 
 def results_folder() -> Path:

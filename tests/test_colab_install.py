@@ -4,7 +4,8 @@
 The notebooks' setup cell installs the kit with the runtime's own versions as constraints;
 this resolves `requirements.txt` the same way, with `pip install --dry-run --report`, in a
 subprocess that asks the package registry (the only network CI has; the tests' socket
-guard covers this process, not pip's).
+guard covers this process, not pip's), in the background of the test session (started by
+the root ``conftest.py``: ``course_tools.background_jobs.COLAB_INSTALL``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from course_tools import background_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT / ".ci" / "colab-gpu.txt"
@@ -83,22 +86,39 @@ def test_conflicting_pins_are_read_from_pips_message():
     assert conflicting_pins(message) == ["psutil==5.9.5"]
 
 
-def test_the_requirements_install_on_colab_and_replace_nothing(tmp_path):
-    report_path = tmp_path / "report.json"
+def resolve_on_colabs_pins(folder: Path) -> None:
+    """The background job (``course_tools.background_jobs.COLAB_INSTALL``): pip resolves
+    the requirements on Colab's pins; its exit code, error output and report go to
+    ``folder / "pip.json"``. (Mostly waiting on the registry: it runs beside the tests.)"""
+    report_path = folder / "report.json"
     command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
     command += ["--quiet", "--report", str(report_path), "-r", str(ROOT / "requirements.txt")]
     command += ["-c", str(PINS)]
     run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    if run.returncode != 0:
-        if "ResolutionImpossible" in run.stderr or conflicting_pins(run.stderr):
+    report = json.loads(report_path.read_text()) if run.returncode == 0 else None
+    record = {"returncode": run.returncode, "stderr": run.stderr[-6000:], "report": report}
+    background_jobs.write_record(folder, "pip", record)
+
+
+@pytest.fixture(scope="session")
+def colab_resolution(request) -> pytest.Config:
+    """The session's config, once :func:`resolve_on_colabs_pins` runs in the background."""
+    background_jobs.session_job(request.config, background_jobs.COLAB_INSTALL)
+    return request.config
+
+
+def test_the_requirements_install_on_colab_and_replace_nothing(colab_resolution):
+    run = background_jobs.wait_for_record(colab_resolution, background_jobs.COLAB_INSTALL, "pip")
+    if run["returncode"] != 0:
+        if "ResolutionImpossible" in run["stderr"] or conflicting_pins(run["stderr"]):
             pytest.fail(
                 "requirements.txt cannot install without replacing Colab's "
-                + ", ".join(conflicting_pins(run.stderr) or ["(see pip's message)"])
+                + ", ".join(conflicting_pins(run["stderr"]) or ["(see pip's message)"])
                 + "\n"
-                + run.stderr[-3000:]
+                + run["stderr"][-3000:]
             )
-        pytest.fail(f"pip could not resolve (registry unreachable?):\n{run.stderr[-3000:]}")
-    report = json.loads(report_path.read_text())
+        pytest.fail(f"pip could not resolve (registry unreachable?):\n{run['stderr'][-3000:]}")
+    report = run["report"]
     pins = read_pins(PINS)
     assert replaced_packages(report, pins) == []
     installed = {normalized(item["metadata"]["name"]) for item in report["install"]}
@@ -106,3 +126,7 @@ def test_the_requirements_install_on_colab_and_replace_nothing(tmp_path):
     assert {"espeakng-loader", "codecarbon"} <= installed
     for name in ("tensorflow", "keras", "librosa", "ipywidgets", "numpy", "psutil"):
         assert name in installed and name in pins
+
+
+if __name__ == "__main__":  # python tests/test_colab_install.py --all FOLDER: the background job
+    resolve_on_colabs_pins(Path(sys.argv[2]))

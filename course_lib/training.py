@@ -14,6 +14,7 @@
   show step by step. :func:`resumable_fit` is the same without the energy.
 - :class:`StopOnNaN`: stops training on a NaN or infinite loss with a message that
   says what to do.
+- :class:`StopAfter`: a wall-clock budget instead of a number of epochs.
 - :class:`AudioSamplesAtEpochEnd`: generates a few clips at the end of an epoch,
   writes them as WAV files and, in a notebook, plots and plays them.
 
@@ -26,6 +27,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -310,6 +312,42 @@ class StopOnNaN(keras.callbacks.Callback):
         print(self.message)
         if self.raise_error:
             raise FloatingPointError(self.message)
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Stops training once ``seconds`` of wall-clock time have passed since ``fit``
+    began: a fixed time budget instead of a number of epochs (the batch running when
+    the time is up still finishes).
+
+    Args:
+        seconds: the budget, > 0.
+        clock: the time source (``time.perf_counter``; tests pass a fake one).
+
+    Attributes:
+        steps: training steps taken in the last ``fit``.
+        elapsed: seconds from the start of the last ``fit`` to its last step.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.perf_counter):
+        super().__init__()
+        if not seconds > 0:
+            raise ValueError(f"the time budget must be > 0 seconds, got {seconds}.")
+        self.seconds = float(seconds)
+        self.clock = clock
+        self.steps = 0
+        self.elapsed = 0.0
+        self._started = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._started = self.clock()
+        self.steps = 0
+        self.elapsed = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        self.elapsed = self.clock() - self._started
+        if self.elapsed >= self.seconds:
+            self.model.stop_training = True
 
 
 class AudioSamplesAtEpochEnd(keras.callbacks.Callback):

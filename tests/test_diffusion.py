@@ -2,6 +2,7 @@
 noising, DDPM and DDIM steps and loops, the DiffWave denoiser, training under
 MirroredStrategy and XLA, EMA weights, saving, and learning two tones per class (L6)."""
 
+import json
 import math
 import time
 
@@ -15,14 +16,18 @@ from course_lib.diffusion import (
     DiffusionModel,
     DiffWaveDenoiser,
     NoiseSchedule,
+    UNetDenoiser,
     add_noise,
     build_diffusion_model,
     ddim_step,
     ddim_timesteps,
     ddpm_step,
+    noise_from_velocity,
     predict_x0,
     sample,
     sinusoidal_step_encoding,
+    unet_receptive_field,
+    velocity,
 )
 
 RNG = np.random.default_rng(1234)
@@ -140,6 +145,21 @@ def test_add_noise_and_predict_x0_match_eq_4():
     np.testing.assert_allclose(add_noise(x0, eps, 57, schedule).numpy()[1], expected[1], atol=1e-6)
     recovered = predict_x0(noisy, eps, tf.constant(t), schedule).numpy()
     np.testing.assert_allclose(recovered, x0, atol=1e-4)
+
+
+def test_velocity_is_salimans_and_hos_and_converts_back_to_the_noise():
+    schedule = NoiseSchedule.linear(200, beta_end=0.05)
+    x0 = RNG.uniform(-1, 1, (3, 64, 1)).astype(np.float32)
+    eps = RNG.standard_normal((3, 64, 1)).astype(np.float32)
+    t = np.array([0, 57, 199])
+    a = np.sqrt(schedule.alpha_bars[t])[:, None, None]
+    v = velocity(x0, eps, tf.constant(t), schedule).numpy()
+    np.testing.assert_allclose(v, a * eps - np.sqrt(1 - a**2) * x0, atol=1e-6)
+    noisy = add_noise(x0, eps, tf.constant(t), schedule)
+    np.testing.assert_allclose(
+        noise_from_velocity(noisy, v, tf.constant(t), schedule).numpy(), eps, atol=1e-5
+    )
+    np.testing.assert_allclose(noise_from_velocity(noisy, v, 57, schedule)[1], eps[1], atol=1e-5)
 
 
 def test_ddpm_step_matches_eq_11_for_fixed_and_per_example_steps():
@@ -328,6 +348,73 @@ def test_denoiser_starts_at_zero_and_sees_both_sides_within_its_receptive_field(
         denoiser(x, steps)
 
 
+def _as_if_trained(denoiser) -> None:
+    """Random values in the weights that start at zero (the output layer, the second
+    convolution of each U-Net block), as training would give them."""
+    rng = np.random.default_rng(0)
+    for weight in denoiser.weights:
+        if not np.any(weight.numpy()) and "kernel" in weight.path:
+            weight.assign(0.3 * rng.standard_normal(weight.shape).astype(np.float32))
+
+
+def _reach(denoiser, samples: int, bumped_at: int, labels=None) -> np.ndarray:
+    """The outputs that change when one input sample changes."""
+    x = RNG.standard_normal((1, samples, 1)).astype(np.float32)
+    bumped = x.copy()
+    bumped[0, bumped_at, 0] += 1.0
+    steps = tf.constant([7])
+    change = np.abs((denoiser(bumped, steps, labels) - denoiser(x, steps, labels)).numpy()[0, :, 0])
+    return np.flatnonzero(change > 1e-7)
+
+
+def test_unet_keeps_the_clip_length_starts_at_zero_and_is_told_step_and_word():
+    keras.utils.set_random_seed(0)
+    denoiser = UNetDenoiser((8, 8, 16), strides=(4, 5), num_classes=3, embedding_dim=16)
+    denoiser.build()
+    steps, labels = tf.constant([7, 3]), tf.constant([1, 3])
+    for samples in (4000, 999, 20):  # padded to a multiple of 20 inside, cut back
+        x = RNG.standard_normal((2, samples, 1)).astype(np.float32)
+        out = denoiser(x, steps, labels).numpy()
+        assert out.shape == (2, samples, 1) and np.all(out == 0)  # zero-initialised output
+    _as_if_trained(denoiser)
+    x = RNG.standard_normal((1, 400, 1)).astype(np.float32)
+    base = denoiser(x, tf.constant([7]), tf.constant([1])).numpy()
+    assert np.abs(denoiser(x, tf.constant([8]), tf.constant([1])).numpy() - base).max() > 1e-4
+    assert np.abs(denoiser(x, tf.constant([7]), tf.constant([3])).numpy() - base).max() > 1e-4
+    with pytest.raises(ValueError, match="conditioned on 3 classes"):
+        denoiser(x, tf.constant([7]))
+    with pytest.raises(ValueError, match="one more width than strides"):
+        UNetDenoiser((8, 8), strides=(4, 5))
+    with pytest.raises(ValueError, match="strides >= 2"):
+        UNetDenoiser((8, 8), strides=(1,))
+
+
+def test_unets_receptive_field_bounds_its_reach_and_spans_the_quick_clip():
+    keras.utils.set_random_seed(0)
+    small = UNetDenoiser((4, 4, 4), strides=(2, 3), embedding_dim=8)
+    small.build()
+    _as_if_trained(small)
+    reached = _reach(small, 400, bumped_at=200)
+    width = reached.max() - reached.min() + 1
+    assert width <= small.receptive_field == unet_receptive_field((2, 3))
+    assert width > small.receptive_field // 2  # the bound is not loose by far
+    # The quick preset's U-Net: one bumped sample in the middle of a 4 kHz clip moves
+    # the prediction at both ends; DiffWave's quick stack reaches 14 samples each way.
+    quick = DiffusionConfig.quick().replace(denoiser="unet", unet_channels=(16, 32, 32, 64, 64, 64))
+    keras.utils.set_random_seed(0)
+    unet = UNetDenoiser(quick.unet_channels, quick.unet_strides, num_classes=10)
+    unet.build()
+    _as_if_trained(unet)
+    reached = _reach(unet, quick.clip_samples, 2000, tf.constant([1]))
+    assert (reached.min(), reached.max()) == (0, quick.clip_samples - 1)
+    assert quick.receptive_field >= quick.clip_samples
+    dilated = DiffWaveDenoiser(16, 6, dilation_cycle=3, num_classes=10, label_dim=16)
+    dilated.build()
+    dilated.output_projection.kernel.assign(np.ones((16, 1), np.float32))
+    reached = _reach(dilated, quick.clip_samples, 2000, tf.constant([1]))
+    assert (reached.min(), reached.max()) == (2000 - 14, 2000 + 14)
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -339,6 +426,74 @@ def test_untrained_loss_is_the_noise_variance_and_training_lowers_it():
     assert start == pytest.approx(1.0, abs=0.1)  # eps_theta = 0 at first: E[eps^2] = 1
     model.fit(batches, epochs=1, steps_per_epoch=40, verbose=0)
     assert model.evaluate(batches, steps=4, verbose=0) < 0.8 * start
+
+
+def test_untrained_velocity_loss_matches_its_numpy_expectation_and_training_lowers_it():
+    keras.utils.set_random_seed(0)
+    config = _tiny_config(prediction="v", audio_scale=2.0)
+    model = build_diffusion_model(config, num_classes=2, clip_samples=256)
+    batches = _audio_batches(batch_size=8)
+    # An untrained network predicts v = 0: the loss is E_t[abar_t + (1 - abar_t) E[x0^2]]
+    # for x0 = audio_scale * audio (t uniform, eps independent of x0).
+    audio = np.concatenate([a.numpy() for a, _ in batches.take(8)])
+    power = np.mean((config.audio_scale * audio) ** 2)
+    alpha_bars = model.schedule.alpha_bars
+    expected = np.mean(alpha_bars + (1 - alpha_bars) * power)
+    start = model.evaluate(batches, steps=8, verbose=0)
+    assert start == pytest.approx(expected, rel=0.15)
+    model.fit(batches, epochs=1, steps_per_epoch=40, verbose=0)
+    assert model.evaluate(batches, steps=8, verbose=0) < 0.92 * start
+
+
+def test_audio_scale_scales_what_is_diffused_and_undoes_it_on_generation():
+    models = []
+    for scale in (1.0, 4.0):
+        keras.utils.set_random_seed(0)
+        models.append(
+            build_diffusion_model(
+                _tiny_config(
+                    audio_scale=scale,
+                    denoiser="unet",
+                    unet_channels=(4, 8, 8),
+                    unet_strides=(4, 4),
+                ),
+                num_classes=2,
+                clip_samples=256,
+            )
+        )
+    plain, scaled = models
+    for weight, copied in zip(scaled.ema_denoiser.weights, plain.ema_denoiser.weights, strict=True):
+        weight.assign(copied.numpy() + 0.05 * RNG.standard_normal(weight.shape))
+        copied.assign(weight.numpy())
+    audio = RNG.uniform(-0.5, 0.5, (2, 256)).astype(np.float32)
+    np.testing.assert_allclose(scaled._split_batch((audio, np.zeros(2)))[0][..., 0], 4 * audio)
+    options = {"steps": 3, "label": [0, 1], "seed": 3, "progress": False}
+    raw, made = plain.generate(2, **options), scaled.generate(2, **options)
+    inside = np.abs(raw) < 0.999  # samples that [-1, 1] did not clip
+    assert inside.mean() > 0.3
+    np.testing.assert_allclose(made[inside], raw[inside] / 4, atol=1e-6)
+    with pytest.raises(ValueError, match="audio_scale must be > 0"):
+        DiffusionConfig.quick().replace(audio_scale=0.0)
+
+
+def test_a_unet_velocity_model_saves_and_reloads_with_its_settings(tmp_path):
+    keras.utils.set_random_seed(0)
+    config = _tiny_config(denoiser="unet", unet_channels=(4, 8), unet_strides=(4,))
+    config = config.replace(prediction="v", audio_scale=3.0)
+    model = build_diffusion_model(config, num_classes=2, clip_samples=256)
+    model.fit(_audio_batches(), epochs=1, steps_per_epoch=2, verbose=0)
+    path = tmp_path / "unet.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert isinstance(reloaded.denoiser, UNetDenoiser)
+    assert (reloaded.prediction, reloaded.audio_scale, reloaded.unet_strides) == ("v", 3.0, (4,))
+    options = {"steps": 4, "label": [0, 1], "seed": 5, "progress": False}
+    np.testing.assert_array_equal(reloaded.generate(2, **options), model.generate(2, **options))
+    assert DiffusionConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="denoiser must be one of"):
+        DiffusionConfig.quick().replace(denoiser="transformer")
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        DiffusionConfig.quick().replace(prediction="x0")
 
 
 def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):

@@ -94,6 +94,27 @@ def test_stop_on_nan_stops_with_a_clear_message(capsys):
         )
 
 
+def test_stop_after_ends_training_when_the_time_budget_is_spent():
+    x, y = _data()
+    now = [0.0]
+
+    def clock():  # every call is one more second: step k ends at k + 1 seconds
+        now[0] += 1.0
+        return now[0]
+
+    budget = training.StopAfter(5, clock=clock)
+    history = _regression_model().fit(
+        x, y, epochs=100, batch_size=8, verbose=0, shuffle=False, callbacks=[budget]
+    )
+    # 8 steps per epoch: the 5th step spends the budget, in the first epoch
+    assert (budget.steps, budget.elapsed, len(history.history["loss"])) == (5, 5.0, 1)
+    budget = training.StopAfter(12, clock=clock)
+    _regression_model().fit(x, y, epochs=100, batch_size=8, verbose=0, callbacks=[budget])
+    assert (budget.steps, budget.elapsed) == (12, 12.0)  # counted afresh per fit
+    with pytest.raises(ValueError, match="budget must be > 0 seconds"):
+        training.StopAfter(0)
+
+
 def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
     x, y = _data()
     rate = 4000

@@ -6,6 +6,7 @@
   :func:`ddim_step`, :func:`ddim_timesteps` and the loop :func:`sample`; they know
   nothing about the network;
 - ``denoiser``: :class:`DiffWaveDenoiser` (Kong et al. 2021) and its layers;
+- ``unet``: :class:`UNetDenoiser`, a 1-D U-Net whose pyramid spans the whole clip;
 - ``model``: :class:`DiffusionModel` (``fit``, EMA weights, classifier-free guidance,
   ``generate``) and :func:`build_diffusion_model`;
 - ``settings``: :class:`DiffusionConfig` (full and quick presets).
@@ -29,28 +30,43 @@ from course_lib.diffusion.sampling import (
     ddim_step,
     ddim_timesteps,
     ddpm_step,
+    noise_from_velocity,
     predict_x0,
     sample,
+    velocity,
 )
 from course_lib.diffusion.schedules import SCHEDULE_NAMES, NoiseSchedule
-from course_lib.diffusion.settings import DiffusionConfig
+from course_lib.diffusion.settings import (
+    DENOISERS,
+    PREDICTIONS,
+    DiffusionConfig,
+    unet_receptive_field,
+)
+from course_lib.diffusion.unet import ConditionedResidualBlock, UNetDenoiser
 
 __all__ = [
+    "DENOISERS",
+    "PREDICTIONS",
     "SAMPLERS",
     "SCHEDULE_NAMES",
+    "ConditionedResidualBlock",
     "DiffWaveDenoiser",
     "DiffWaveResidualLayer",
     "DiffusionConfig",
     "DiffusionModel",
     "DiffusionStepEmbedding",
     "NoiseSchedule",
+    "UNetDenoiser",
     "add_noise",
     "build_diffusion_model",
     "check_sampler",
     "ddim_step",
     "ddim_timesteps",
     "ddpm_step",
+    "noise_from_velocity",
     "predict_x0",
     "sample",
     "sinusoidal_step_encoding",
+    "unet_receptive_field",
+    "velocity",
 ]

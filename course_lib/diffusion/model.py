@@ -31,7 +31,8 @@ from keras import ops
 from course_lib.diffusion import sampling
 from course_lib.diffusion.denoiser import DiffWaveDenoiser
 from course_lib.diffusion.schedules import NoiseSchedule
-from course_lib.diffusion.settings import DiffusionConfig
+from course_lib.diffusion.settings import DENOISERS, PREDICTIONS, DiffusionConfig
+from course_lib.diffusion.unet import UNetDenoiser
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
@@ -59,6 +60,14 @@ class DiffusionModel(keras.Model):
         ema_decay: decay of the weight average (warmed up, see :meth:`ema_decay_at`).
         p_uncond: probability of dropping a label during training.
         seed: seed of the training draws (t, noise, label dropout).
+        denoiser: ``"diffwave"`` (:class:`DiffWaveDenoiser`) or ``"unet"``
+            (:class:`~course_lib.diffusion.unet.UNetDenoiser`).
+        unet_channels, unet_strides: the U-Net's widths and strides.
+        prediction: what the network predicts, ``"eps"`` (Ho et al. 2020) or ``"v"``
+            (Salimans & Ho 2022, converted to eps for sampling).
+        audio_scale: the model diffuses ``audio_scale * audio`` and divides what it
+            generates by it: speech at an RMS of 0.05 is scaled toward the unit variance
+            the noise schedule assumes (Karras et al. 2022's sigma_data).
 
     Mixed precision: built under the ``mixed_float16`` dtype policy
     (``course_lib.accelerator``), the two denoisers compute in float16 but predict eps in
@@ -83,9 +92,20 @@ class DiffusionModel(keras.Model):
         ema_decay: float = 0.999,
         p_uncond: float = 0.1,
         seed: int = 0,
+        denoiser: str = "diffwave",
+        unet_channels: Sequence[int] = (32, 64, 64, 128, 128, 256),
+        unet_strides: Sequence[int] = (4, 4, 4, 4, 4),
+        prediction: str = "eps",
+        audio_scale: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if denoiser not in DENOISERS:
+            raise ValueError(f"denoiser must be one of {DENOISERS}, not {denoiser!r}.")
+        if not audio_scale > 0:
+            raise ValueError(f"audio_scale must be > 0, got {audio_scale}.")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, not {prediction!r}.")
         if clip_samples < 1:
             raise ValueError(f"clip_samples must be >= 1, got {clip_samples}.")
         if not 0 <= ema_decay < 1:
@@ -105,20 +125,36 @@ class DiffusionModel(keras.Model):
         self.ema_decay = ema_decay
         self.p_uncond = p_uncond
         self.seed = seed
+        self.denoiser_name = denoiser
+        self.unet_channels = tuple(int(width) for width in unet_channels)
+        self.unet_strides = tuple(int(stride) for stride in unet_strides)
+        self.prediction = prediction
+        self.audio_scale = float(audio_scale)
         self.schedule = NoiseSchedule.named(schedule, diffusion_steps, beta_start, beta_end)
 
-        network = {
-            "residual_channels": residual_channels,
-            "residual_layers": residual_layers,
-            "dilation_cycle": dilation_cycle,
-            "num_classes": num_classes,
-            "label_dim": label_dim,
-        }
+        if denoiser == "diffwave":
+            network_class, network = (
+                DiffWaveDenoiser,
+                {
+                    "residual_channels": residual_channels,
+                    "residual_layers": residual_layers,
+                    "dilation_cycle": dilation_cycle,
+                    "num_classes": num_classes,
+                    "label_dim": label_dim,
+                },
+            )
+        else:
+            network_class, network = (
+                UNetDenoiser,
+                {
+                    "channels": self.unet_channels,
+                    "strides": self.unet_strides,
+                    "num_classes": num_classes,
+                },
+            )
         # The denoisers follow this model's dtype policy (saved with it), not the global one.
-        self.denoiser = DiffWaveDenoiser(**network, name="denoiser", dtype=self.dtype_policy)
-        self.ema_denoiser = DiffWaveDenoiser(
-            **network, name="ema_denoiser", dtype=self.dtype_policy
-        )
+        self.denoiser = network_class(**network, name="denoiser", dtype=self.dtype_policy)
+        self.ema_denoiser = network_class(**network, name="ema_denoiser", dtype=self.dtype_policy)
         self.ema_denoiser.trainable = False
         self.training_draws = keras.random.SeedGenerator(seed, name="training_draws")
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -164,7 +200,7 @@ class DiffusionModel(keras.Model):
             audio, labels = data[0], (data[1] if len(data) > 1 else None)
         else:
             audio, labels = data, None
-        audio = ops.cast(audio, "float32")
+        audio = ops.cast(audio, "float32") * self.audio_scale  # x_0 as the model sees it
         if len(audio.shape) == 2:
             audio = audio[:, :, None]  # [b, n] -> [b, n, 1]
         if not self.conditioned:
@@ -202,7 +238,12 @@ class DiffusionModel(keras.Model):
         diffusion_steps, noise, labels = self._training_draws(audio, labels)
         noisy_audio = sampling.add_noise(audio, noise, diffusion_steps, self.schedule)
         predicted = self.denoiser(noisy_audio, diffusion_steps, labels, training=training)
-        return ops.mean(ops.square(noise - predicted)), ops.shape(audio)[0]  # Ho eq. 14
+        target = (
+            noise
+            if self.prediction == "eps"
+            else sampling.velocity(audio, noise, diffusion_steps, self.schedule)
+        )
+        return ops.mean(ops.square(target - predicted)), ops.shape(audio)[0]  # Ho eq. 14
 
     def train_step(self, data):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -241,13 +282,21 @@ class DiffusionModel(keras.Model):
 
     # ------------------------------------------------------------------ generation
 
+    def _as_noise(self, predicted, noisy_audio, diffusion_steps):
+        """The network's output as eps (a velocity is converted; guidance mixes either
+        linearly, so guiding v and then converting equals guiding eps)."""
+        if self.prediction == "eps":
+            return predicted
+        return sampling.noise_from_velocity(noisy_audio, predicted, diffusion_steps, self.schedule)
+
     def _guided_noise(self, noisy_audio, diffusion_steps, labels, guidance):
         """eps of the EMA network, with classifier-free guidance when labels are given."""
         if labels is None:
             unconditional = (
                 ops.full_like(diffusion_steps, self.no_label) if self.conditioned else None
             )
-            return self.ema_denoiser(noisy_audio, diffusion_steps, unconditional)
+            predicted = self.ema_denoiser(noisy_audio, diffusion_steps, unconditional)
+            return self._as_noise(predicted, noisy_audio, diffusion_steps)
         # Both predictions in one batch: [x; x] with [c; no label].
         batch = ops.shape(noisy_audio)[0]
         both = self.ema_denoiser(
@@ -256,10 +305,12 @@ class DiffusionModel(keras.Model):
             ops.concatenate([labels, ops.full_like(labels, self.no_label)], axis=0),
         )
         conditional, unconditional = both[:batch], both[batch:]
-        return unconditional + guidance * (conditional - unconditional)
+        guided = unconditional + guidance * (conditional - unconditional)
+        return self._as_noise(guided, noisy_audio, diffusion_steps)
 
     def _conditional_noise(self, noisy_audio, diffusion_steps, labels):
-        return self.ema_denoiser(noisy_audio, diffusion_steps, labels)
+        predicted = self.ema_denoiser(noisy_audio, diffusion_steps, labels)
+        return self._as_noise(predicted, noisy_audio, diffusion_steps)
 
     def _noise_function(self, guided: bool):
         """A compiled ``(x_t, t, labels, guidance) -> eps``, made once per model."""
@@ -357,7 +408,8 @@ class DiffusionModel(keras.Model):
                     progress=progress,
                 )
             )
-        return np.clip(np.concatenate(clips, axis=0), -1.0, 1.0)
+        made = np.concatenate(clips, axis=0) / self.audio_scale  # back to the data's level
+        return np.clip(made, -1.0, 1.0)
 
     # ------------------------------------------------------------------ saving
 
@@ -377,6 +429,11 @@ class DiffusionModel(keras.Model):
             "ema_decay": self.ema_decay,
             "p_uncond": self.p_uncond,
             "seed": self.seed,
+            "denoiser": self.denoiser_name,
+            "unet_channels": list(self.unet_channels),
+            "unet_strides": list(self.unet_strides),
+            "prediction": self.prediction,
+            "audio_scale": self.audio_scale,
         }
 
 
@@ -413,6 +470,11 @@ def build_diffusion_model(
         ema_decay=config.ema_decay,
         p_uncond=config.p_uncond,
         seed=seed,
+        denoiser=config.denoiser,
+        unet_channels=config.unet_channels,
+        unet_strides=config.unet_strides,
+        prediction=config.prediction,
+        audio_scale=config.audio_scale,
         name="diffusion",
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=jit_compile)

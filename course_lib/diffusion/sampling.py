@@ -91,6 +91,43 @@ def predict_x0(x_t, eps, t, schedule: NoiseSchedule):
     return (x_t - noise_rate * ops.convert_to_tensor(eps, "float32")) / signal_rate
 
 
+def velocity(x0, noise, t, schedule: NoiseSchedule):
+    """The velocity target of v-prediction (Salimans & Ho 2022, sec. 4):
+
+        v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0.
+
+    A network that predicts v instead of eps must still get x_0 right at high noise,
+    where eps-prediction's loss barely weighs it: the word's shape over the whole clip
+    is learned early.
+
+    Args:
+        x0: clean audio ``[batch, ...]``.
+        noise: eps, same shape.
+        t: step index (int) or ``[batch]`` int tensor.
+        schedule: the noise schedule.
+    """
+    x0 = ops.convert_to_tensor(x0, "float32")
+    signal_rate = _at_step(schedule.signal_rates, t, x0)
+    noise_rate = _at_step(schedule.noise_rates, t, x0)
+    return signal_rate * ops.convert_to_tensor(noise, "float32") - noise_rate * x0
+
+
+def noise_from_velocity(x_t, v, t, schedule: NoiseSchedule):
+    """eps from a predicted velocity: ``sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v``
+    (since alpha_bar_t + (1 - alpha_bar_t) = 1), so every sampler works on eps.
+
+    Args:
+        x_t: noisy audio ``[batch, ...]``.
+        v: predicted velocity, same shape.
+        t: step index (int) or ``[batch]`` int tensor.
+        schedule: the noise schedule.
+    """
+    x_t = ops.convert_to_tensor(x_t, "float32")
+    signal_rate = _at_step(schedule.signal_rates, t, x_t)
+    noise_rate = _at_step(schedule.noise_rates, t, x_t)
+    return noise_rate * x_t + signal_rate * ops.convert_to_tensor(v, "float32")
+
+
 def ddpm_step(x_t, eps_pred, t, schedule: NoiseSchedule, noise=None):
     """One step of ancestral sampling, x_t -> x_{t-1} (Ho et al. 2020, eq. 11, Algorithm 2):
 

@@ -8,10 +8,30 @@ Used in: 03_diffusion.ipynb.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 from course_lib.config import Presets, not_training
+
+DENOISERS: tuple[str, ...] = ("diffwave", "unet")
+PREDICTIONS: tuple[str, ...] = ("eps", "v")
+
+
+def unet_receptive_field(strides: Sequence[int], blocks_per_level: int = 1) -> int:
+    """Input samples one output of a 1-D U-Net (``unet.UNetDenoiser``) can depend on: an
+    upper bound, before the clip's own edges cut it.
+
+    At level i one position stands for ``scale = prod(strides[:i])`` samples, and each
+    layer there widens the field: a kernel-3 convolution by ``2 scale`` (two per block,
+    blocks on the way down and up, one after the upsampling), the downsampler (kernel
+    ``2 s``) by ``(2 s - 1) scale``, the nearest-neighbour upsampling by ``(s - 1) scale``.
+    """
+    field, scale = 1, 1
+    for stride in strides:
+        field += 2 * scale * (2 * blocks_per_level * 2 + 1)  # block convs down and up, upsampler
+        field += (2 * stride - 1) * scale + (stride - 1) * scale  # down- and upsampling
+        scale *= stride
+    return field + 2 * scale * 2 * blocks_per_level  # the bottom's blocks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +65,16 @@ class DiffusionConfig(Presets):
     residual_layers: int = 30
     dilation_cycle: int = 10
     label_dim: int = 128  # size of the class embedding (class-conditioned models)
+    denoiser: str = "diffwave"  # "diffwave" (dilated stack) or "unet" (resolution pyramid)
+    unet_channels: tuple[int, ...] = (32, 64, 64, 128, 128, 256)  # one per level + bottom
+    unet_strides: tuple[int, ...] = (4, 4, 4, 4, 4)
     # diffusion
     schedule: str = "linear"  # "linear" or "cosine"
     diffusion_steps: int = 200
     beta_start: float = 1e-4  # linear schedule only
     beta_end: float = 0.02
+    prediction: str = "eps"  # the network predicts "eps" (Ho et al.) or "v" (Salimans & Ho)
+    audio_scale: float = 1.0  # the model diffuses audio_scale * audio (see DiffusionModel)
     # training
     epochs: int = 15
     batch_size: int = 8
@@ -72,6 +97,12 @@ class DiffusionConfig(Presets):
     def __post_init__(self):
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', not {self.schedule!r}.")
+        if self.denoiser not in DENOISERS:
+            raise ValueError(f"denoiser must be one of {DENOISERS}, not {self.denoiser!r}.")
+        if not self.audio_scale > 0:
+            raise ValueError(f"audio_scale must be > 0, got {self.audio_scale}.")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, not {self.prediction!r}.")
         if self.sampler not in ("ddim", "ddpm"):
             raise ValueError(f"sampler must be 'ddim' or 'ddpm', not {self.sampler!r}.")
         if not 1 <= self.ddim_steps <= self.diffusion_steps:
@@ -110,7 +141,10 @@ class DiffusionConfig(Presets):
 
     @property
     def receptive_field(self) -> int:
-        """Input samples one output of the denoiser depends on (kernel 3, both sides)."""
+        """Input samples one output of the denoiser depends on: kernel 3 on both sides of
+        each dilated layer for DiffWave, :func:`unet_receptive_field` for the U-Net."""
+        if self.denoiser == "unet":
+            return unet_receptive_field(self.unet_strides)
         dilations = [2 ** (index % self.dilation_cycle) for index in range(self.residual_layers)]
         return 1 + 2 * sum(dilations)
 
@@ -122,4 +156,10 @@ class DiffusionConfig(Presets):
     def from_dict(cls, values: Mapping[str, Any]) -> Self:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        return cls(
+            **{
+                key: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
+                for key, value in values.items()
+                if key in known
+            }
+        )

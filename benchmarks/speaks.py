@@ -1,0 +1,209 @@
+"""Does a generator learn to say the word it is asked for, within a wall-clock budget?
+
+Trains a conditioned generator for ``--minutes`` of wall-clock time on the spoken-digit
+fixture (offline, CPU; ``course_lib.training.StopAfter``), asks it for ``--clips``
+clips spread evenly over ``--words``, and prints one table row per model, measured in
+this run: the judge's accuracy on the requested word (next to chance, 1 in 10, and next
+to real test clips of those words at the model's rate), how often the requested word is
+the likeliest of the words trained (chance: one over their number), FID and IS against
+real clips of those words at the same rate, training seconds and steps.
+
+Models: ``diffusion`` (notebook 03's DiffusionConfig) and ``wavenet`` (notebook 06's
+WaveNetConfig), each from the quick preset with ``--set field=value`` changes, so
+architectures can be compared at the same budget:
+
+    python benchmarks/speaks.py --minutes 4 --model diffusion --words zero,six
+    python benchmarks/speaks.py --minutes 4 --model diffusion --words zero,six \\
+        --set denoiser=unet --set prediction=v
+
+The data and the judge live in ``COURSE_DATA_DIR`` (default ``~/course_data``) under
+``quick/``; the first run converts the fixture and trains the quick judge (about two
+minutes, not counted in the budget). Issue 14's laptop preset and its targets (VAE and
+VQ-VAE reconstructions, prior samples) are still to come.
+
+Usage: python benchmarks/speaks.py [--minutes 20] [--model diffusion|wavenet]
+    [--words zero,one,...] [--clips 40] [--set field=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+os.environ.setdefault("COURSE_MODE", "quick")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+from course_lib import comparison, config, data, training
+from course_lib.judge import JudgeConfig, load_or_train_judge
+from data_prep import prepare
+
+MODELS = ("diffusion", "wavenet")
+
+
+@dataclasses.dataclass
+class Trained:
+    """A generator trained within the budget: ``generate(asked) -> clips [n, samples]``."""
+
+    generate: object
+    sample_rate: int
+    seconds: float
+    steps: int
+
+
+def with_changes(cfg, changes: list[str]):
+    """``cfg`` with ``field=value`` changes (values read as JSON, else as text)."""
+    values = {}
+    for change in changes:
+        field, _, text = change.partition("=")
+        if field not in {f.name for f in dataclasses.fields(cfg)}:
+            raise SystemExit(f"--set {change}: {type(cfg).__name__} has no field {field!r}.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        values[field] = tuple(value) if isinstance(value, list) else value
+    return cfg.replace(**values)
+
+
+def word_subset(folder, words: list[int], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The clips ``[n, samples]`` and labels ``[n]`` of ``split`` that say one of ``words``."""
+    clips, labels = data.read_arrays(folder, split)
+    keep = np.isin(labels, words)
+    return clips[keep], labels[keep]
+
+
+def train_diffusion(words: list[int], seconds: float, changes: list[str]) -> Trained:
+    import tensorflow as tf
+
+    from course_lib import diffusion
+
+    cfg = with_changes(diffusion.DiffusionConfig.quick(), changes)
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, cfg.words)
+    clips, labels = word_subset(folder, words, "train")
+    config.set_seed(0)
+    model = diffusion.build_diffusion_model(
+        cfg, num_classes=len(data.read_manifest(folder).labels), clip_samples=clips.shape[1]
+    )
+    batches = (
+        tf.data.Dataset.from_tensor_slices((clips[..., None], labels))
+        .shuffle(len(clips), seed=0)
+        .repeat()
+        .batch(cfg.batch_size, drop_remainder=True)
+    )
+    budget = training.StopAfter(seconds)
+    model.fit(batches, epochs=10**6, steps_per_epoch=50, callbacks=[budget], verbose=0)
+
+    def generate(asked):
+        made = model.generate(
+            len(asked), steps=cfg.ddim_steps, label=asked, guidance=cfg.guidance, progress=False
+        )
+        return made[..., 0]
+
+    print(f"diffusion: {cfg}, receptive field {cfg.receptive_field} samples")
+    return Trained(generate, cfg.sample_rate, budget.elapsed, budget.steps)
+
+
+def train_wavenet(words: list[int], seconds: float, changes: list[str]) -> Trained:
+    from course_lib.wavenet import generation, model, settings, training_data
+
+    cfg = with_changes(settings.WaveNetConfig.quick(), changes)
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
+    clips, labels = word_subset(folder, words, "train")
+    corpus = training_data.corpus_from_arrays(
+        list(clips), cfg.sample_rate, labels, silence_threshold=cfg.silence_threshold
+    )
+    batches = training_data.crop_dataset(
+        corpus, cfg.receptive_field, cfg.target_length, cfg.batch_size, with_labels=True
+    )
+    config.set_seed(0)
+    wavenet = model.build_wavenet(cfg, num_classes=len(data.read_manifest(folder).labels))
+    budget = training.StopAfter(seconds)
+    wavenet.fit(batches, epochs=10**6, steps_per_epoch=50, callbacks=[budget], verbose=0)
+
+    def generate(asked):
+        made = generation.generate(
+            wavenet,
+            clips.shape[1],
+            num_clips=len(asked),
+            labels=asked,
+            temperature=cfg.temperature,
+            progress=False,
+        )
+        return made.audio
+
+    print(f"wavenet: {cfg}, receptive field {cfg.receptive_field} samples")
+    return Trained(generate, cfg.sample_rate, budget.elapsed, budget.steps)
+
+
+def heard_among(judge, clips: np.ndarray, sample_rate: int, words: list[int]) -> np.ndarray:
+    """``[n]`` the word of ``words`` the judge finds likeliest in each clip: a finer
+    measure than its plain answer when a model trained on a few words only."""
+    probabilities = judge.predict_proba(judge.conform(clips, sample_rate))  # [n, 10]
+    return np.asarray(words)[np.argmax(probabilities[:, words], axis=-1)]
+
+
+TRAINERS = {"diffusion": train_diffusion, "wavenet": train_wavenet}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget per model")
+    parser.add_argument("--model", choices=MODELS, action="append", help="default: all")
+    parser.add_argument("--words", default="", help="comma-separated (default: all ten digits)")
+    parser.add_argument("--clips", type=int, default=40, help="clips scored per model")
+    parser.add_argument("--set", dest="changes", action="append", default=[], metavar="F=V")
+    args = parser.parse_args()
+    if args.minutes <= 0 or args.clips < 2:
+        parser.error("--minutes must be > 0 and --clips at least 2.")
+
+    judge_folder = prepare.speech_commands_tfrecords(16000, "sc09")
+    judge = load_or_train_judge(
+        judge_folder, JudgeConfig.quick(), config.checkpoint_dir("judge"), verbose=0
+    )
+    names = list(judge.labels)
+    wanted = [word for word in args.words.split(",") if word] or names
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        parser.error(f"unknown words {unknown}; the fixture has {names}.")
+    words = [names.index(word) for word in wanted]
+    asked = np.array([words[index % len(words)] for index in range(args.clips)])
+
+    header = (
+        "| model | requested word (chance 10%) | real clips, same rate | "
+        f"between the {len(words)} words (chance {1 / len(words):.0%}) | FID | IS | "
+        "training s | steps |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    rows = []
+    for name in args.model or MODELS:
+        trained = TRAINERS[name](words, args.minutes * 60, args.changes)
+        folder = prepare.speech_commands_tfrecords(trained.sample_rate, "sc09")
+        real_clips, real_labels = word_subset(folder, words, "test")
+        train_clips, _ = word_subset(folder, words, "train")
+        reference = comparison.reference_from_clips(
+            judge, train_clips, real_clips, real_labels, trained.sample_rate
+        )
+        started = time.perf_counter()
+        clips = trained.generate(asked)
+        row = comparison.score(name, clips, trained.sample_rate, judge, reference, asked)
+        between = heard_among(judge, clips, trained.sample_rate, words) == asked
+        seconds = time.perf_counter() - started
+        print(f"{name}: generated and scored {len(clips)} clips in {seconds:.0f} s")
+        rows.append(
+            f"| {name} | {row.word_accuracy:.0%} | {reference.row.word_accuracy:.0%} | "
+            f"{between.mean():.0%} | {row.scores['FID'].value:.1f} | "
+            f"{row.scores['IS'].value:.2f} | {trained.seconds:.0f} | {trained.steps} |"
+        )
+    print(f"\nwords: {', '.join(wanted)}; budget {args.minutes:g} minutes per model")
+    print(header)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

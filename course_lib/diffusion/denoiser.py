@@ -54,6 +54,18 @@ def sinusoidal_step_encoding(diffusion_steps, dim: int = 128):
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)  # [b, dim]
 
 
+def check_labels_given(num_classes: int, labels) -> None:
+    """Labels are required by a conditioned denoiser (``num_classes > 0``; the "no
+    label" index is ``num_classes``) and refused by an unconditional one."""
+    if num_classes and labels is None:
+        raise ValueError(
+            f"this denoiser is conditioned on {num_classes} classes: pass labels "
+            f"(use {num_classes} for 'no label')."
+        )
+    if not num_classes and labels is not None:
+        raise ValueError("this denoiser is unconditional (num_classes=0): pass no labels.")
+
+
 @keras.saving.register_keras_serializable(package="course_lib")
 class DiffusionStepEmbedding(keras.layers.Layer):
     """The diffusion-step embedding of DiffWave: sinusoidal encoding, FC-swish, FC-swish.
@@ -327,13 +339,7 @@ class DiffWaveDenoiser(keras.layers.Layer):
         Returns:
             eps_theta, float32 ``[batch, samples, 1]``.
         """
-        if self.conditioned and labels is None:
-            raise ValueError(
-                f"this denoiser is conditioned on {self.num_classes} classes: pass labels "
-                f"(use {self.no_label} for 'no label')."
-            )
-        if not self.conditioned and labels is not None:
-            raise ValueError("this denoiser is unconditional (num_classes=0): pass no labels.")
+        check_labels_given(self.num_classes, labels)
         step_embedding = self.step_embedding(diffusion_steps)  # [b] -> [b, 512]
         label_embedding = None
         if labels is not None:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from course_lib.diffusion.denoiser import DiffusionStepEmbedding
+from course_lib.diffusion.denoiser import DiffusionStepEmbedding, check_labels_given
 from course_lib.diffusion.settings import unet_receptive_field
 
 
@@ -263,13 +263,7 @@ class UNetDenoiser(keras.layers.Layer):
         Returns:
             eps_theta, float32 ``[batch, samples, 1]``.
         """
-        if self.conditioned and labels is None:
-            raise ValueError(
-                f"this denoiser is conditioned on {self.num_classes} classes: pass labels "
-                f"(use {self.no_label} for 'no label')."
-            )
-        if not self.conditioned and labels is not None:
-            raise ValueError("this denoiser is unconditional (num_classes=0): pass no labels.")
+        check_labels_given(self.num_classes, labels)
         embedding = self.step_embedding(diffusion_steps)  # [b] -> [b, E]
         if labels is not None:
             labels = ops.reshape(ops.cast(labels, "int32"), (-1,))

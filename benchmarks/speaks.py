@@ -9,7 +9,12 @@ the likeliest of the words trained (chance: one over their number), FID and IS a
 real clips of those words at the same rate, training seconds and steps.
 
 Models: ``diffusion`` (notebook 03's DiffusionConfig) and ``wavenet`` (notebook 06's
-WaveNetConfig), each from the quick preset with ``--set field=value`` changes, so
+WaveNetConfig), conditioned on the word; ``vae`` (notebook 04's VAEConfig) and
+``vq_vae`` (notebook 05's VQConfig with its Naive Bayes prior, as notebook 07 trains it
+on the digits), autoencoders trained on all ten words, whose rows give the judge's
+accuracy on their reconstructions of the real test clips of ``--words`` (the word must
+survive the round trip) and the FID and IS of their prior samples. Each starts from its
+quick preset with ``--set field=value`` changes (passed to every model named), so
 architectures can be compared at the same budget:
 
     python benchmarks/speaks.py --minutes 4 --model diffusion --words zero,six
@@ -18,10 +23,9 @@ architectures can be compared at the same budget:
 
 The data and the judge live in ``COURSE_DATA_DIR`` (default ``~/course_data``) under
 ``quick/``; the first run converts the fixture and trains the quick judge (about two
-minutes, not counted in the budget). Issue 14's laptop preset and its targets (VAE and
-VQ-VAE reconstructions, prior samples) are still to come.
+minutes, not counted in the budget).
 
-Usage: python benchmarks/speaks.py [--minutes 20] [--model diffusion|wavenet]
+Usage: python benchmarks/speaks.py [--minutes 20] [--model diffusion|wavenet|vae|vq_vae]
     [--words zero,one,...] [--clips 40] [--set field=value ...]
 """
 
@@ -42,17 +46,24 @@ from course_lib import comparison, config, data, training
 from course_lib.judge import JudgeConfig, load_or_train_judge
 from data_prep import prepare
 
-MODELS = ("diffusion", "wavenet")
+MODELS = ("diffusion", "wavenet", "vae", "vq_vae")
 
 
 @dataclasses.dataclass
 class Trained:
-    """A generator trained within the budget: ``generate(asked) -> clips [n, samples]``."""
+    """A generator trained within the budget.
+
+    ``generate(asked) -> clips [n, samples]``: clips asked for the words ``asked [n]``
+    (a conditioned model), or ``n`` prior samples (an autoencoder, ``conditioned`` False).
+    ``reconstruct(clips [k, samples]) -> [k, samples]``: an autoencoder's round trip.
+    """
 
     generate: object
     sample_rate: int
     seconds: float
     steps: int
+    conditioned: bool = True
+    reconstruct: object = None
 
 
 def with_changes(cfg, changes: list[str]):
@@ -100,7 +111,13 @@ def train_diffusion(words: list[int], seconds: float, changes: list[str]) -> Tra
 
     def generate(asked):
         made = model.generate(
-            len(asked), steps=cfg.ddim_steps, label=asked, guidance=cfg.guidance, progress=False
+            len(asked),
+            steps=cfg.ddim_steps,
+            sampler=cfg.sampler,
+            label=asked,
+            guidance=cfg.guidance,
+            eta=cfg.eta,
+            progress=False,
         )
         return made[..., 0]
 
@@ -114,14 +131,26 @@ def train_wavenet(words: list[int], seconds: float, changes: list[str]) -> Train
     cfg = with_changes(settings.WaveNetConfig.quick(), changes)
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
     clips, labels = word_subset(folder, words, "train")
+    # Word over time counts clip positions: the clips keep their silence.
+    over_time = cfg.label_frames > 0
     corpus = training_data.corpus_from_arrays(
-        list(clips), cfg.sample_rate, labels, silence_threshold=cfg.silence_threshold
+        list(clips),
+        cfg.sample_rate,
+        labels,
+        silence_threshold=0.0 if over_time else cfg.silence_threshold,
     )
     batches = training_data.crop_dataset(
-        corpus, cfg.receptive_field, cfg.target_length, cfg.batch_size, with_labels=True
+        corpus,
+        cfg.receptive_field,
+        cfg.target_length,
+        cfg.batch_size,
+        with_labels=True,
+        with_starts=over_time,
     )
     config.set_seed(0)
-    wavenet = model.build_wavenet(cfg, num_classes=len(data.read_manifest(folder).labels))
+    wavenet = model.build_wavenet(
+        cfg, num_classes=len(data.read_manifest(folder).labels), clip_samples=clips.shape[1]
+    )
     budget = training.StopAfter(seconds)
     wavenet.fit(batches, epochs=10**6, steps_per_epoch=50, callbacks=[budget], verbose=0)
 
@@ -140,6 +169,53 @@ def train_wavenet(words: list[int], seconds: float, changes: list[str]) -> Train
     return Trained(generate, cfg.sample_rate, budget.elapsed, budget.steps)
 
 
+def train_vae(words: list[int], seconds: float, changes: list[str]) -> Trained:
+    import tempfile
+
+    from course_lib import course_models
+    from course_lib.vae import VAEConfig
+
+    cfg = with_changes(VAEConfig.quick(), changes).replace(epochs=10**5)
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
+    budget = training.StopAfter(seconds)
+    with tempfile.TemporaryDirectory() as checkpoints:
+        trained = course_models.vae(folder, cfg, checkpoints, callbacks=[budget], verbose=0)
+    model = trained.model
+    print(f"vae: {cfg}")
+    return Trained(
+        lambda asked: model.generate(len(asked), seed=1, iterations=cfg.griffin_lim_iterations),
+        cfg.sample_rate,
+        budget.elapsed,
+        budget.steps,
+        conditioned=False,
+        reconstruct=lambda clips: model.reconstruct(clips, cfg.griffin_lim_iterations),
+    )
+
+
+def train_vq_vae(words: list[int], seconds: float, changes: list[str]) -> Trained:
+    import tempfile
+
+    from course_lib import course_models
+    from course_lib.vq import VQConfig
+
+    cfg = with_changes(VQConfig.quick(), changes).replace(epochs=10**5)
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
+    budget = training.StopAfter(seconds)
+    with tempfile.TemporaryDirectory() as checkpoints:
+        trained = course_models.vq_vae_with_prior(
+            folder, cfg, checkpoints, callbacks=[budget], verbose=0
+        )
+    print(f"vq_vae: {cfg}")
+    return Trained(
+        lambda asked: course_models.sample_vq_sounds(trained, len(asked), seed=1),
+        cfg.sample_rate,
+        budget.elapsed,
+        budget.steps,
+        conditioned=False,
+        reconstruct=lambda clips: course_models.reconstruct_vq_sounds(trained, clips),
+    )
+
+
 def heard_among(judge, clips: np.ndarray, sample_rate: int, words: list[int]) -> np.ndarray:
     """``[n]`` the word of ``words`` the judge finds likeliest in each clip: a finer
     measure than its plain answer when a model trained on a few words only."""
@@ -147,7 +223,12 @@ def heard_among(judge, clips: np.ndarray, sample_rate: int, words: list[int]) ->
     return np.asarray(words)[np.argmax(probabilities[:, words], axis=-1)]
 
 
-TRAINERS = {"diffusion": train_diffusion, "wavenet": train_wavenet}
+TRAINERS = {
+    "diffusion": train_diffusion,
+    "wavenet": train_wavenet,
+    "vae": train_vae,
+    "vq_vae": train_vq_vae,
+}
 
 
 def main() -> None:
@@ -177,8 +258,9 @@ def main() -> None:
 
     header = (
         "| model | requested word (chance 10%) | real clips, same rate | "
-        f"between the {len(words)} words (chance {1 / len(words):.0%}) | FID | IS | "
-        "training s | steps |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        f"between the {len(words)} words (chance {1 / len(words):.0%}) | reconstructions | "
+        "FID | IS | training s | steps |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     rows = []
     for name in args.model or MODELS:
@@ -191,14 +273,23 @@ def main() -> None:
         )
         started = time.perf_counter()
         clips = trained.generate(asked)
-        row = comparison.score(name, clips, trained.sample_rate, judge, reference, asked)
-        between = heard_among(judge, clips, trained.sample_rate, words) == asked
+        if trained.conditioned:
+            row = comparison.score(name, clips, trained.sample_rate, judge, reference, asked)
+            between = heard_among(judge, clips, trained.sample_rate, words) == asked
+            requested, among = f"{row.word_accuracy:.0%}", f"{between.mean():.0%}"
+        else:  # prior samples: no word was asked for
+            row = comparison.score(name, clips, trained.sample_rate, judge, reference)
+            requested = among = "-"
+        rebuilt = "-"
+        if trained.reconstruct is not None:
+            survived = comparison.reconstruction_accuracy(judge, trained.reconstruct, reference)
+            rebuilt = f"{survived.value:.0%}"
         seconds = time.perf_counter() - started
         print(f"{name}: generated and scored {len(clips)} clips in {seconds:.0f} s")
         rows.append(
-            f"| {name} | {row.word_accuracy:.0%} | {reference.row.word_accuracy:.0%} | "
-            f"{between.mean():.0%} | {row.scores['FID'].value:.1f} | "
-            f"{row.scores['IS'].value:.2f} | {trained.seconds:.0f} | {trained.steps} |"
+            f"| {name} | {requested} | {reference.row.word_accuracy:.0%} | {among} | "
+            f"{rebuilt} | {row.scores['FID'].value:.1f} | {row.scores['IS'].value:.2f} | "
+            f"{trained.seconds:.0f} | {trained.steps} |"
         )
     print(f"\nwords: {', '.join(wanted)}; budget {args.minutes:g} minutes per model")
     print(header)

@@ -95,7 +95,11 @@ def vae(
 
 
 def vq_vae_with_prior(
-    folder: str | Path, cfg, checkpoints: str | Path, verbose: int | str = 2
+    folder: str | Path,
+    cfg,
+    checkpoints: str | Path,
+    verbose: int | str = 2,
+    callbacks: Sequence = (),
 ) -> training.Trained:
     """A VQ-VAE of notebook 05's preset size on the clips of a converted dataset, with its
     Naive Bayes prior over code maps in ``extras["naive_bayes"]``.
@@ -113,7 +117,12 @@ def vq_vae_with_prior(
     with config.strategy().scope():
         model = vq.build_vq_vae(cfg, cfg.spec.shape(clip_samples))
     trained = training.train_or_restore(
-        model, train, Path(checkpoints) / VQ_FOLDER / cfg.tag(), cfg.epochs, verbose=verbose
+        model,
+        train,
+        Path(checkpoints) / VQ_FOLDER / cfg.tag(),
+        cfg.epochs,
+        callbacks,
+        verbose=verbose,
     )
     in_file_order = vq.spectrogram_dataset(folder, "train", cfg.spec, cfg.batch_size, shuffle=False)
     trained.extras["naive_bayes"] = inpainting.CodeNaiveBayes(

@@ -26,6 +26,7 @@ from course_lib.diffusion import (
     predict_x0,
     sample,
     sinusoidal_step_encoding,
+    spread_over_samples,
     unet_receptive_field,
     velocity,
 )
@@ -348,6 +349,37 @@ def test_denoiser_starts_at_zero_and_sees_both_sides_within_its_receptive_field(
         denoiser(x, steps)
 
 
+def test_spread_over_samples_shares_the_clip_evenly_among_the_frames():
+    frames = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    spread = spread_over_samples(frames, 10).numpy()
+    expected = frames[:, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2], :]  # floor(j * 3 / 10)
+    np.testing.assert_array_equal(spread, expected)
+    np.testing.assert_array_equal(spread_over_samples(frames, 6).numpy(), np.repeat(frames, 2, 1))
+
+
+def test_word_over_time_conditions_each_part_of_the_clip_on_its_own_frame():
+    keras.utils.set_random_seed(0)
+    denoiser = DiffWaveDenoiser(8, 2, dilation_cycle=2, num_classes=2, label_dim=4, label_frames=4)
+    denoiser.build()
+    denoiser.output_projection.kernel.assign(np.ones((8, 1), np.float32))
+    assert denoiser.receptive_field == 7  # 3 samples each way
+    # Both words' templates agree but for frame 2, samples 32..47 of a 64-sample clip.
+    table = np.zeros((3, 4 * 4), np.float32)
+    table[1, 2 * 4 : 3 * 4] = RNG.standard_normal(4)
+    denoiser.label_embedding.embeddings.assign(table)
+    x = RNG.standard_normal((1, 64, 1)).astype(np.float32)
+    steps = tf.constant([7])
+    change = np.abs(
+        (denoiser(x, steps, tf.constant([1])) - denoiser(x, steps, tf.constant([0]))).numpy()
+    )[0, :, 0]
+    reached = np.flatnonzero(change > 1e-7)
+    # The frame's samples, widened by the receptive field of the layers after the first.
+    assert reached.min() >= 32 - 3 and reached.max() <= 47 + 3
+    assert set(range(32, 48)) <= set(reached)
+    with pytest.raises(ValueError, match="label_frames must be >= 0"):
+        DiffWaveDenoiser(8, 2, num_classes=2, label_frames=-1)
+
+
 def _as_if_trained(denoiser) -> None:
     """Random values in the weights that start at zero (the output layer, the second
     convolution of each U-Net block), as training would give them."""
@@ -445,6 +477,38 @@ def test_untrained_velocity_loss_matches_its_numpy_expectation_and_training_lowe
     assert model.evaluate(batches, steps=8, verbose=0) < 0.92 * start
 
 
+def test_min_snr_weights_follow_hang_et_al_and_weigh_the_training_loss():
+    schedule = NoiseSchedule.linear(50, 1e-4, 0.05)
+    snr = schedule.alpha_bars / (1 - schedule.alpha_bars)
+    np.testing.assert_allclose(schedule.snr, snr)
+    np.testing.assert_allclose(schedule.min_snr_weights(5.0), np.minimum(snr, 5.0) / snr)
+    np.testing.assert_allclose(
+        schedule.min_snr_weights(5.0, "v"), np.minimum(snr, 5.0) / (snr + 1.0)
+    )
+    assert schedule.min_snr_weights(5.0)[0] < 0.01 and schedule.min_snr_weights(5.0)[-1] == 1.0
+    with pytest.raises(ValueError, match="gamma must be > 0"):
+        schedule.min_snr_weights(0.0)
+    # The model's loss: the per-example squared error times its step's weight.
+    keras.utils.set_random_seed(0)
+    config = _tiny_config(min_snr_gamma=5.0)
+    model = build_diffusion_model(config, num_classes=2, clip_samples=256)
+    model.denoiser.output_projection.kernel.assign(
+        0.1 * RNG.standard_normal(model.denoiser.output_projection.kernel.shape)
+    )
+    audio, labels = next(iter(_audio_batches()))
+    state = model.training_draws.state.numpy()
+    steps, noise, dropped = model._training_draws(audio, labels)
+    model.training_draws.state.assign(state)  # the loss draws the same t and eps
+    loss, _ = model._noise_prediction_loss((audio, labels), training=False)
+    noisy = add_noise(audio, noise, steps, model.schedule)
+    predicted = model.denoiser(noisy, steps, dropped).numpy()
+    per_example = np.mean((noise.numpy() - predicted) ** 2, axis=(1, 2))
+    weights = model.schedule.min_snr_weights(5.0)[steps.numpy()]
+    assert float(loss) == pytest.approx(float(np.mean(weights * per_example)), rel=1e-5)
+    with pytest.raises(ValueError, match="min_snr_gamma must be >= 0"):
+        build_diffusion_model(_tiny_config(min_snr_gamma=-1.0), clip_samples=256)
+
+
 def test_audio_scale_scales_what_is_diffused_and_undoes_it_on_generation():
     models = []
     for scale in (1.0, 4.0):
@@ -474,6 +538,20 @@ def test_audio_scale_scales_what_is_diffused_and_undoes_it_on_generation():
     np.testing.assert_allclose(made[inside], raw[inside] / 4, atol=1e-6)
     with pytest.raises(ValueError, match="audio_scale must be > 0"):
         DiffusionConfig.quick().replace(audio_scale=0.0)
+
+
+def test_a_word_over_time_model_saves_and_reloads_with_its_settings(tmp_path):
+    keras.utils.set_random_seed(0)
+    config = _tiny_config(label_frames=5)
+    model = build_diffusion_model(config, num_classes=2, clip_samples=256)
+    model.fit(_audio_batches(), epochs=1, steps_per_epoch=2, verbose=0)
+    path = tmp_path / "frames.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.denoiser.label_frames == 5
+    assert reloaded.denoiser.label_embedding.embeddings.shape == (3, 5 * config.label_dim)
+    options = {"steps": 4, "label": [0, 1], "seed": 5, "progress": False}
+    np.testing.assert_array_equal(reloaded.generate(2, **options), model.generate(2, **options))
 
 
 def test_a_unet_velocity_model_saves_and_reloads_with_its_settings(tmp_path):

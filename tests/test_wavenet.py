@@ -26,7 +26,9 @@ from course_lib.wavenet import (
 MU = 255
 
 
-def _tiny_wavenet(dilations=(1, 2, 4, 8), kernel_size=2, num_classes=0, seed=0):
+def _tiny_wavenet(
+    dilations=(1, 2, 4, 8), kernel_size=2, num_classes=0, seed=0, label_frames=0, clip_samples=0
+):
     keras.utils.set_random_seed(seed)
     return WaveNet(
         dilations,
@@ -36,11 +38,17 @@ def _tiny_wavenet(dilations=(1, 2, 4, 8), kernel_size=2, num_classes=0, seed=0):
         skip_channels=16,
         num_classes=num_classes,
         label_channels=4,
+        label_frames=label_frames,
+        clip_samples=clip_samples,
     )
 
 
-def _inputs(model, classes, labels=None):
-    return classes if labels is None else (classes, labels)
+def _inputs(model, classes, labels=None, first_position=0):
+    if labels is None:
+        return classes
+    if model.label_frames:  # the clip position predicted at the first step
+        return classes, labels, np.full(len(labels), first_position, np.int32)
+    return classes, labels
 
 
 # ----------------------------------------------------------------------------- mu-law
@@ -191,13 +199,16 @@ def _generate_both(model, **options):
 
 
 @pytest.mark.parametrize(
-    ("kernel_size", "num_classes", "temperature", "seeded"),
-    [(2, 0, 1.0, False), (3, 3, 0.8, True), (2, 3, 0.0, True)],
+    ("kernel_size", "num_classes", "temperature", "seeded", "label_frames"),
+    [(2, 0, 1.0, False, 0), (3, 3, 0.8, True, 0), (2, 3, 0.0, True, 0), (2, 3, 1.0, False, 4)],
 )
 def test_fast_and_naive_generation_give_the_same_probabilities(
-    kernel_size, num_classes, temperature, seeded
+    kernel_size, num_classes, temperature, seeded, label_frames
 ):
-    model = _tiny_wavenet((1, 2, 4, 1, 2), kernel_size, num_classes)
+    model = _tiny_wavenet((1, 2, 4, 1, 2), kernel_size, num_classes, 0, label_frames, 40)
+    if label_frames:  # frames that differ a lot, so a wrong frame shows
+        table = 3.0 * np.random.default_rng(4).standard_normal((3, label_frames * 4))
+        model.label_embedding.embeddings.assign(table.astype(np.float32))
     options = {"num_samples": 45, "num_clips": 2, "temperature": temperature, "seed": 5}
     if num_classes:
         options["labels"] = [0, 2]
@@ -215,13 +226,38 @@ def test_fast_and_naive_generation_give_the_same_probabilities(
     history = np.asarray(start_history(model, 2, options.get("seed_audio")))
     sequence = np.concatenate([history, fast.classes[:, :-1]], axis=1)
     labels = np.array(options["labels"]) if num_classes else None
-    logits = np.asarray(model(_inputs(model, sequence, labels)))[:, history.shape[1] - 1 :]
+    # The history's last input predicts clip position 0: its first input predicts 1 - len.
+    first = 1 - history.shape[1]
+    logits = np.asarray(model(_inputs(model, sequence, labels, first)))[:, history.shape[1] - 1 :]
     scaled = logits / (temperature or 1.0)
     expected = np.exp(scaled - scaled.max(-1, keepdims=True))
     expected /= expected.sum(-1, keepdims=True)
     np.testing.assert_allclose(fast.probabilities, expected, atol=1e-5)
     if temperature == 0:
         np.testing.assert_array_equal(fast.classes, logits.argmax(-1))
+
+
+def test_word_over_time_conditions_each_position_on_its_frame():
+    model = _tiny_wavenet((1, 2), num_classes=2, label_frames=4, clip_samples=40)
+    assert model.receptive_field == 5
+    np.testing.assert_array_equal(
+        np.asarray(model.frame_at(np.array([-3, 0, 9, 10, 39, 40, 99]))), [0, 0, 0, 1, 3, 3, 3]
+    )
+    # The two words agree but for frame 2: clip positions 20..29.
+    table = np.zeros((2, 4 * 4), np.float32)
+    table[1, 8:12] = 1.0
+    model.label_embedding.embeddings.assign(table)
+    classes = np.random.default_rng(3).integers(0, 256, size=(1, 50))
+    start = -5  # the first step predicts clip position -5 (silence before the clip)
+    word_0 = np.asarray(model(_inputs(model, classes, np.array([0]), start)))
+    word_1 = np.asarray(model(_inputs(model, classes, np.array([1]), start)))
+    changed = np.flatnonzero(np.abs(word_1 - word_0).max(axis=-1)[0] > 1e-6) + start
+    # From the frame's first position to its last plus what the causal stack carries on.
+    assert changed.min() == 20 and 29 <= changed.max() <= 29 + model.receptive_field - 1
+    with pytest.raises(ValueError, match="pass \\(classes, labels, starts\\)"):
+        model((classes, np.array([0])))
+    with pytest.raises(ValueError, match="needs num_classes >= 1 and clip_samples >= 1"):
+        _tiny_wavenet(num_classes=2, label_frames=4)
 
 
 def test_generation_is_reproducible_with_a_seed_and_checks_its_arguments():
@@ -282,6 +318,25 @@ def test_crops_are_receptive_field_plus_target_windows_with_next_sample_targets(
         assert _is_window_of(np.append(crop, target_row[-1]), padded)
     again = next(iter(crop_dataset(corpus, field, target, batch_size=4, seed=3, with_labels=True)))
     np.testing.assert_array_equal(again[0][0], inputs)  # same seed, same crops
+
+
+def test_crops_with_starts_give_the_clip_position_of_their_first_prediction():
+    rate, field, target = 4000, 9, 30
+    ramp = np.linspace(-0.9, 0.9, 200)  # each sample's class tells its clip position
+    corpus = corpus_from_arrays([ramp], rate, labels=[0], silence_threshold=0)
+    dataset = crop_dataset(corpus, field, target, batch_size=8, seed=1, with_starts=True)
+    (inputs, labels, starts), targets = next(iter(dataset))
+    np.testing.assert_array_equal(inputs.numpy()[:, field:], targets.numpy()[:, :-1])
+    assert labels.numpy().tolist() == [0] * 8
+    ramp_classes = np.asarray(audio.mu_law_encode(ramp))
+    for start, target_row in zip(starts.numpy(), targets.numpy(), strict=True):
+        # The first target (predicted at step field - 1) is clip sample start + field - 1.
+        first_target = start + field - 1
+        assert first_target >= 0 and first_target + target <= len(ramp)
+        np.testing.assert_array_equal(
+            target_row, ramp_classes[first_target : first_target + target]
+        )
+    assert len(set(starts.numpy().tolist())) > 1
 
 
 def test_crops_from_a_converted_dataset(tmp_path):

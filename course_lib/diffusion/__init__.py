@@ -21,6 +21,7 @@ from course_lib.diffusion.denoiser import (
     DiffWaveDenoiser,
     DiffWaveResidualLayer,
     sinusoidal_step_encoding,
+    spread_over_samples,
 )
 from course_lib.diffusion.model import DiffusionModel, build_diffusion_model
 from course_lib.diffusion.sampling import (
@@ -67,6 +68,7 @@ __all__ = [
     "predict_x0",
     "sample",
     "sinusoidal_step_encoding",
+    "spread_over_samples",
     "unet_receptive_field",
     "velocity",
 ]

@@ -54,6 +54,24 @@ def sinusoidal_step_encoding(diffusion_steps, dim: int = 128):
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)  # [b, dim]
 
 
+def spread_over_samples(frames, samples: int):
+    """Nearest-neighbour upsampling of a frame-rate sequence to ``samples`` steps.
+
+    Sample ``j`` takes frame ``floor(j * F / samples)``, so F frames share the clip evenly
+    (to within one sample) whether or not F divides ``samples``.
+
+    Args:
+        frames: ``[batch, F, D]``.
+        samples: n, the clip's length.
+
+    Returns:
+        ``[batch, n, D]``.
+    """
+    num_frames = ops.shape(frames)[1]
+    index = ops.floor_divide(ops.arange(samples, dtype="int32") * num_frames, samples)  # [n]
+    return ops.take(frames, index, axis=1)  # [b, F, D] -> [b, n, D]
+
+
 def check_labels_given(num_classes: int, labels) -> None:
     """Labels are required by a conditioned denoiser (``num_classes > 0``; the "no
     label" index is ``num_classes``) and refused by an unconditional one."""
@@ -171,7 +189,9 @@ class DiffWaveResidualLayer(keras.layers.Layer):
         Args:
             inputs: x, ``[batch, samples, C]``.
             step_embedding: e_t, ``[batch, step_dim]``.
-            label_embedding: e_c, ``[batch, label_dim]`` (conditioned layers only).
+            label_embedding: e_c, ``[batch, label_dim]``, or ``[batch, F, label_dim]`` for
+                a word-over-time embedding whose F frames share the clip (conditioned
+                layers only).
 
         Returns:
             ``(output [batch, samples, C], skip [batch, samples, C])``.
@@ -181,7 +201,12 @@ class DiffWaveResidualLayer(keras.layers.Layer):
         if self.label_projection is not None:
             if label_embedding is None:
                 raise ValueError("this layer is class-conditioned: pass a label embedding.")
-            y = y + self.label_projection(label_embedding)[:, None, :]  # + [b, 1, 2C]
+            label_bias = self.label_projection(label_embedding)  # [b, (F,) D] -> [b, (F,) 2C]
+            if len(label_bias.shape) == 2:  # one vector per clip: the same at every sample
+                label_bias = label_bias[:, None, :]  # [b, 1, 2C]
+            else:  # one vector per frame of the clip: spread over its samples
+                label_bias = spread_over_samples(label_bias, ops.shape(inputs)[1])  # [b, n, 2C]
+            y = y + label_bias
         # ops.split rather than slicing: its gradient is a cheap concatenation.
         filters, gates = ops.split(y, 2, axis=-1)  # [b, n, 2C] -> 2 x [b, n, C]
         gated = ops.tanh(filters) * ops.sigmoid(gates)
@@ -214,6 +239,14 @@ class DiffWaveDenoiser(keras.layers.Layer):
     ``num_classes`` is "no label", used for the unconditional half of classifier-free
     guidance (Ho & Salimans 2022).
 
+    Word over time (``label_frames = F > 0``): each row of the label embedding is a
+    sequence of F vectors rather than one, e_c = E[c] in ``[F, label_dim]``, spread over
+    the clip (:func:`spread_over_samples`) and added to every layer like DiffWave's
+    local mel conditioner (Kong et al. 2021, sec. 3.2): the network learns, for each
+    word, what belongs where in the clip, a learned template in place of a spectrogram.
+    Without it the convolutions are the same at every position, so a layer can only
+    tell the start of the word from its end through its receptive field.
+
     Under the ``mixed_float16`` dtype policy (``course_lib.accelerator``) every layer but
     the last computes in float16 (weights stay float32); the step encoding is computed in
     float32 and the output layer is float32, so eps_theta is float32.
@@ -224,6 +257,8 @@ class DiffWaveDenoiser(keras.layers.Layer):
         dilation_cycle: dilations run 1, 2, ..., 2^(cycle - 1), then start again.
         num_classes: classes to condition on; 0 for an unconditional network.
         label_dim: width of the label embedding.
+        label_frames: F, frames of the word-over-time embedding; 0 for one vector per
+            clip (DiffWave's global conditioning).
         step_encoding_dim, step_hidden_dim: the step embedding's sizes (128 and 512).
     """
 
@@ -234,6 +269,7 @@ class DiffWaveDenoiser(keras.layers.Layer):
         dilation_cycle: int = 10,
         num_classes: int = 0,
         label_dim: int = 128,
+        label_frames: int = 0,
         step_encoding_dim: int = 128,
         step_hidden_dim: int = 512,
         **kwargs,
@@ -248,11 +284,16 @@ class DiffWaveDenoiser(keras.layers.Layer):
             raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {num_classes}.")
         if num_classes and label_dim < 1:
             raise ValueError(f"a class-conditioned network needs label_dim >= 1, got {label_dim}.")
+        if label_frames < 0:
+            raise ValueError(
+                f"label_frames must be >= 0 (0 = one vector per clip), got {label_frames}."
+            )
         self.residual_channels = residual_channels
         self.residual_layers = residual_layers
         self.dilation_cycle = dilation_cycle
         self.num_classes = num_classes
         self.label_dim = label_dim
+        self.label_frames = label_frames
         self.step_encoding_dim = step_encoding_dim
         self.step_hidden_dim = step_hidden_dim
 
@@ -269,7 +310,12 @@ class DiffWaveDenoiser(keras.layers.Layer):
             step_encoding_dim, step_hidden_dim, name="step_embedding", dtype=policy
         )
         self.label_embedding = (
-            keras.layers.Embedding(num_classes + 1, label_dim, name="label_embedding", dtype=policy)
+            keras.layers.Embedding(
+                num_classes + 1,
+                label_dim * max(label_frames, 1),
+                name="label_embedding",
+                dtype=policy,
+            )
             if num_classes
             else None
         )
@@ -344,7 +390,11 @@ class DiffWaveDenoiser(keras.layers.Layer):
         label_embedding = None
         if labels is not None:
             labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-            label_embedding = self.label_embedding(labels)  # [b] -> [b, label_dim]
+            label_embedding = self.label_embedding(labels)  # [b] -> [b, label_dim (* F)]
+            if self.label_frames:
+                label_embedding = ops.reshape(
+                    label_embedding, (-1, self.label_frames, self.label_dim)
+                )  # [b, F * label_dim] -> [b, F, label_dim]
         x = self.input_projection(noisy_audio)  # [b, n, 1] -> [b, n, C]
         skip_sum = None
         for layer in self.residual_stack:
@@ -364,6 +414,7 @@ class DiffWaveDenoiser(keras.layers.Layer):
             "dilation_cycle": self.dilation_cycle,
             "num_classes": self.num_classes,
             "label_dim": self.label_dim,
+            "label_frames": self.label_frames,
             "step_encoding_dim": self.step_encoding_dim,
             "step_hidden_dim": self.step_hidden_dim,
         }

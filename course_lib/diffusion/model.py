@@ -54,6 +54,8 @@ class DiffusionModel(keras.Model):
         residual_channels, residual_layers, dilation_cycle: the DiffWave network.
         num_classes: classes to condition on (0: unconditional).
         label_dim: width of the class embedding.
+        label_frames: the word-over-time embedding, F frames per clip (0: one vector
+            per clip; ``denoiser.DiffWaveDenoiser``, ``unet.UNetDenoiser``).
         schedule: ``"linear"`` or ``"cosine"``.
         diffusion_steps: T.
         beta_start, beta_end: the linear schedule's range.
@@ -68,6 +70,8 @@ class DiffusionModel(keras.Model):
         audio_scale: the model diffuses ``audio_scale * audio`` and divides what it
             generates by it: speech at an RMS of 0.05 is scaled toward the unit variance
             the noise schedule assumes (Karras et al. 2022's sigma_data).
+        min_snr_gamma: > 0 weighs each example's loss by the Min-SNR-gamma weight of its
+            step (``NoiseSchedule.min_snr_weights``); 0 keeps Ho et al.'s plain mean.
 
     Mixed precision: built under the ``mixed_float16`` dtype policy
     (``course_lib.accelerator``), the two denoisers compute in float16 but predict eps in
@@ -85,6 +89,7 @@ class DiffusionModel(keras.Model):
         dilation_cycle: int = 10,
         num_classes: int = 0,
         label_dim: int = 128,
+        label_frames: int = 0,
         schedule: str = "linear",
         diffusion_steps: int = 200,
         beta_start: float = 1e-4,
@@ -97,6 +102,7 @@ class DiffusionModel(keras.Model):
         unet_strides: Sequence[int] = (4, 4, 4, 4, 4),
         prediction: str = "eps",
         audio_scale: float = 1.0,
+        min_snr_gamma: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -118,6 +124,7 @@ class DiffusionModel(keras.Model):
         self.dilation_cycle = dilation_cycle
         self.num_classes = num_classes
         self.label_dim = label_dim
+        self.label_frames = label_frames
         self.schedule_name = schedule
         self.diffusion_steps = diffusion_steps
         self.beta_start = beta_start
@@ -130,7 +137,17 @@ class DiffusionModel(keras.Model):
         self.unet_strides = tuple(int(stride) for stride in unet_strides)
         self.prediction = prediction
         self.audio_scale = float(audio_scale)
+        if min_snr_gamma < 0:
+            raise ValueError(f"min_snr_gamma must be >= 0 (0 = off), got {min_snr_gamma}.")
+        self.min_snr_gamma = float(min_snr_gamma)
         self.schedule = NoiseSchedule.named(schedule, diffusion_steps, beta_start, beta_end)
+        self._loss_weights = ops.convert_to_tensor(
+            (
+                self.schedule.min_snr_weights(self.min_snr_gamma, prediction)
+                if self.min_snr_gamma
+                else np.ones(diffusion_steps)
+            ).astype(np.float32)
+        )  # [T]
 
         if denoiser == "diffwave":
             network_class, network = (
@@ -141,6 +158,7 @@ class DiffusionModel(keras.Model):
                     "dilation_cycle": dilation_cycle,
                     "num_classes": num_classes,
                     "label_dim": label_dim,
+                    "label_frames": label_frames,
                 },
             )
         else:
@@ -150,6 +168,7 @@ class DiffusionModel(keras.Model):
                     "channels": self.unet_channels,
                     "strides": self.unet_strides,
                     "num_classes": num_classes,
+                    "label_frames": label_frames,
                 },
             )
         # The denoisers follow this model's dtype policy (saved with it), not the global one.
@@ -243,7 +262,10 @@ class DiffusionModel(keras.Model):
             if self.prediction == "eps"
             else sampling.velocity(audio, noise, diffusion_steps, self.schedule)
         )
-        return ops.mean(ops.square(target - predicted)), ops.shape(audio)[0]  # Ho eq. 14
+        squared = ops.mean(ops.square(target - predicted), axis=(1, 2))  # [b], Ho eq. 14
+        if self.min_snr_gamma:  # Hang et al. 2023: w_t per example
+            squared = squared * ops.take(self._loss_weights, diffusion_steps)
+        return ops.mean(squared), ops.shape(audio)[0]
 
     def train_step(self, data):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -422,6 +444,7 @@ class DiffusionModel(keras.Model):
             "dilation_cycle": self.dilation_cycle,
             "num_classes": self.num_classes,
             "label_dim": self.label_dim,
+            "label_frames": self.label_frames,
             "schedule": self.schedule_name,
             "diffusion_steps": self.diffusion_steps,
             "beta_start": self.beta_start,
@@ -434,6 +457,7 @@ class DiffusionModel(keras.Model):
             "unet_strides": list(self.unet_strides),
             "prediction": self.prediction,
             "audio_scale": self.audio_scale,
+            "min_snr_gamma": self.min_snr_gamma,
         }
 
 
@@ -463,6 +487,7 @@ def build_diffusion_model(
         dilation_cycle=config.dilation_cycle,
         num_classes=num_classes,
         label_dim=config.label_dim,
+        label_frames=config.label_frames,
         schedule=config.schedule,
         diffusion_steps=config.diffusion_steps,
         beta_start=config.beta_start,
@@ -475,6 +500,7 @@ def build_diffusion_model(
         unet_strides=config.unet_strides,
         prediction=config.prediction,
         audio_scale=config.audio_scale,
+        min_snr_gamma=config.min_snr_gamma,
         name="diffusion",
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=jit_compile)

@@ -149,6 +149,22 @@ class NoiseSchedule:
         return len(self)
 
     @property
+    def snr(self) -> np.ndarray:
+        """``[T]`` the signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) of x_t."""
+        return self.alpha_bars / (1.0 - self.alpha_bars)
+
+    def min_snr_weights(self, gamma: float, prediction: str = "eps") -> np.ndarray:
+        """``[T]`` the Min-SNR-gamma loss weights of each step (Hang et al. 2023, eq. 9):
+        ``min(SNR_t, gamma) / SNR_t`` for a network predicting eps, ``min(SNR_t, gamma) /
+        (SNR_t + 1)`` for one predicting v; both weigh every step as an x0-loss clipped
+        at gamma, so the nearly clean steps, whose fine detail a short training cannot
+        learn, stop dominating the gradient."""
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}.")
+        clipped = np.minimum(self.snr, gamma)
+        return clipped / (self.snr if prediction == "eps" else self.snr + 1.0)
+
+    @property
     def signal_rates(self) -> np.ndarray:
         """``[T]`` sqrt(alpha_bar_t): the weight of x_0 in x_t."""
         return np.sqrt(self.alpha_bars)

@@ -65,6 +65,7 @@ class DiffusionConfig(Presets):
     residual_layers: int = 30
     dilation_cycle: int = 10
     label_dim: int = 128  # size of the class embedding (class-conditioned models)
+    label_frames: int = 0  # frames of the word-over-time embedding (0: one vector per clip)
     denoiser: str = "diffwave"  # "diffwave" (dilated stack) or "unet" (resolution pyramid)
     unet_channels: tuple[int, ...] = (32, 64, 64, 128, 128, 256)  # one per level + bottom
     unet_strides: tuple[int, ...] = (4, 4, 4, 4, 4)
@@ -75,6 +76,7 @@ class DiffusionConfig(Presets):
     beta_end: float = 0.02
     prediction: str = "eps"  # the network predicts "eps" (Ho et al.) or "v" (Salimans & Ho)
     audio_scale: float = 1.0  # the model diffuses audio_scale * audio (see DiffusionModel)
+    min_snr_gamma: float = 0.0  # > 0: Min-SNR-gamma loss weights (Hang et al. 2023); 0: off
     # training
     epochs: int = 15
     batch_size: int = 8

@@ -30,7 +30,11 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from course_lib.diffusion.denoiser import DiffusionStepEmbedding, check_labels_given
+from course_lib.diffusion.denoiser import (
+    DiffusionStepEmbedding,
+    check_labels_given,
+    spread_over_samples,
+)
 from course_lib.diffusion.settings import unet_receptive_field
 
 
@@ -38,7 +42,7 @@ from course_lib.diffusion.settings import unet_receptive_field
 class ConditionedResidualBlock(keras.layers.Layer):
     """A residual block told the step and the word (Ho et al. 2020, appendix B):
 
-        h = conv3(silu(x)) + W e          (e broadcast over time)
+        h = conv3(silu(x)) + W e          (e broadcast over time, or spread over it)
         h = conv3(silu(h))                (zero-initialised: the block starts as identity)
         output = shortcut(x) + h          (shortcut: a 1x1 when the width changes)
 
@@ -81,9 +85,15 @@ class ConditionedResidualBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, embedding):
-        """``[b, n, C_in]`` and e ``[b, embedding_dim]`` -> ``[b, n, channels]``."""
+        """``[b, n, C_in]`` and e ``[b, embedding_dim]`` (or ``[b, F, embedding_dim]``,
+        F frames spread over the n positions) -> ``[b, n, channels]``."""
         h = self.first(ops.silu(inputs))  # [b, n, C_in] -> [b, n, C]
-        h = h + self.embedding_projection(embedding)[:, None, :]  # + [b, 1, C]
+        bias = self.embedding_projection(embedding)  # [b, (F,) E] -> [b, (F,) C]
+        if len(bias.shape) == 2:
+            bias = bias[:, None, :]  # [b, 1, C]
+        else:
+            bias = spread_over_samples(bias, ops.shape(h)[1])  # [b, n, C]
+        h = h + bias
         h = self.second(ops.silu(h))
         shortcut = inputs if self.shortcut is None else self.shortcut(inputs)
         return shortcut + h
@@ -112,7 +122,9 @@ class UNetDenoiser(keras.layers.Layer):
         output 1x1 (zero-initialised, float32) -> [b, n', 1], cut back to [b, n, 1]
 
     The label embedding has ``num_classes + 1`` rows, the last meaning "no label"
-    (classifier-free guidance), as in :class:`DiffWaveDenoiser`.
+    (classifier-free guidance), as in :class:`DiffWaveDenoiser`; with ``label_frames =
+    F > 0`` each row is a word-over-time sequence of F vectors, e = MLP(sinusoidal(t)) +
+    E[c] in ``[F, E]``, spread over the positions of every level.
 
     Args:
         channels: C_0 .. C_L, one width per level (L = ``len(strides)``); the last is
@@ -120,6 +132,7 @@ class UNetDenoiser(keras.layers.Layer):
         strides: how much each level shortens the clip.
         blocks_per_level: residual blocks at each level, on the way down and up.
         num_classes: classes to condition on; 0 for an unconditional network.
+        label_frames: F, frames of the word-over-time embedding; 0 for one vector.
         step_encoding_dim, embedding_dim: the sinusoidal encoding's length and the
             width of the shared embedding e.
     """
@@ -130,6 +143,7 @@ class UNetDenoiser(keras.layers.Layer):
         strides: Sequence[int] = (4, 4, 4, 4, 4),
         blocks_per_level: int = 1,
         num_classes: int = 0,
+        label_frames: int = 0,
         step_encoding_dim: int = 128,
         embedding_dim: int = 256,
         **kwargs,
@@ -151,7 +165,12 @@ class UNetDenoiser(keras.layers.Layer):
         self.channels = channels
         self.strides = strides
         self.blocks_per_level = blocks_per_level
+        if label_frames < 0:
+            raise ValueError(
+                f"label_frames must be >= 0 (0 = one vector per clip), got {label_frames}."
+            )
         self.num_classes = num_classes
+        self.label_frames = label_frames
         self.step_encoding_dim = step_encoding_dim
         self.embedding_dim = embedding_dim
 
@@ -161,7 +180,10 @@ class UNetDenoiser(keras.layers.Layer):
         )
         self.label_embedding = (
             keras.layers.Embedding(
-                num_classes + 1, embedding_dim, name="label_embedding", dtype=policy
+                num_classes + 1,
+                embedding_dim * max(label_frames, 1),
+                name="label_embedding",
+                dtype=policy,
             )
             if num_classes
             else None
@@ -267,7 +289,11 @@ class UNetDenoiser(keras.layers.Layer):
         embedding = self.step_embedding(diffusion_steps)  # [b] -> [b, E]
         if labels is not None:
             labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-            embedding = embedding + self.label_embedding(labels)  # + [b, E]
+            word = self.label_embedding(labels)  # [b] -> [b, E (* F)]
+            if self.label_frames:
+                word = ops.reshape(word, (-1, self.label_frames, self.embedding_dim))  # [b, F, E]
+                embedding = embedding[:, None, :]  # [b, 1, E]
+            embedding = embedding + word  # [b, E] or [b, F, E]
         samples = ops.shape(noisy_audio)[1]
         padding = (-samples) % self.multiple
         x = ops.pad(noisy_audio, [[0, 0], [0, padding], [0, 0]])  # [b, n', 1]
@@ -299,6 +325,7 @@ class UNetDenoiser(keras.layers.Layer):
             "strides": list(self.strides),
             "blocks_per_level": self.blocks_per_level,
             "num_classes": self.num_classes,
+            "label_frames": self.label_frames,
             "step_encoding_dim": self.step_encoding_dim,
             "embedding_dim": self.embedding_dim,
         }

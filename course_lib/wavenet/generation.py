@@ -187,8 +187,11 @@ class NaiveGenerator(_Generator):
         super().__init__(model)
         self._step = tf.function(self._next_sample)
 
-    def _next_sample(self, window, labels, temperature):
+    def _next_sample(self, window, labels, temperature, position):
         inputs = window if labels is None else (window, labels)
+        if self.model.label_frames:  # the window's first step predicts clip position ...
+            first = position - ops.shape(window)[1] + 1
+            inputs = (window, labels, ops.full(ops.shape(labels), first, dtype="int32"))
         logits = self.model(inputs)[:, -1, :]  # [b, rf] -> [b, q], the newest position
         classes, probabilities = sample_next(logits, temperature, self._seed_generator)
         window = ops.concatenate([window[:, 1:], classes[:, None]], axis=1)  # slide by one
@@ -196,8 +199,10 @@ class NaiveGenerator(_Generator):
 
     def _run(self, history, labels, num_samples, temperature, keep_probabilities, bar):
         window, classes, probabilities = history, [], []
-        for _ in range(num_samples):
-            window, drawn, distribution = self._step(window, labels, temperature)
+        for position in range(num_samples):  # the clip position of the sample drawn
+            window, drawn, distribution = self._step(
+                window, labels, temperature, tf.constant(position)
+            )
             classes.append(drawn.numpy()[:, None])
             if keep_probabilities:
                 probabilities.append(distribution.numpy()[:, None])
@@ -269,6 +274,8 @@ class FastGenerator(_Generator):
         )
         rows = 1 if shared else self.num_clips
         inputs = past[:rows] if label_values is None else (past[:rows], label_values[:rows])
+        if self.model.label_frames:  # the history ends just before clip position 0
+            inputs = (*inputs, np.full(rows, -past.shape[1], np.int32))
         layer_inputs = self.model.layer_inputs(inputs)  # each [rows, t, c]
         for buffer, conv, values in zip(
             self._buffers, self._convolutions, layer_inputs, strict=True
@@ -299,6 +306,8 @@ class FastGenerator(_Generator):
         for index, block in enumerate(self.model.blocks):
             taps = self._queue_taps(self._buffers[index + 1], block.dilated_conv, hidden, position)
             bias = None if condition_biases is None else condition_biases[index]
+            if bias is not None and self.model.label_frames:  # [b, F, 2d] -> [b, 2d]
+                bias = tf.gather(bias, self.model.frame_at(position), axis=1)
             hidden, gated = block.step(taps, bias)  # [b, r], [b, d]
             gates.append(gated)
         # sum_l skip_l(gated_l) as one product: [b, L * d] @ [L * d, s] -> [b, s]
@@ -335,10 +344,10 @@ class FastGenerator(_Generator):
         self.prime(history, labels)
         condition_biases = None
         if labels is not None:
-            vectors = self.model.label_vectors(labels)  # [b, e]
+            vectors = self.model.label_vectors(labels)  # [b, e] or [b, F, e]
             condition_biases = ops.stack(
                 [block.condition_bias(vectors) for block in self.model.blocks]
-            )  # [L, b, 2d]
+            )  # [L, b, 2d] or [L, b, F, 2d]
         current = history[:, -1]
         classes, probabilities, done = [], [], 0
         while done < num_samples:

@@ -227,8 +227,10 @@ class GatedResidualBlock(keras.layers.Layer):
         if self.condition_projection is not None:
             if condition is None:
                 raise ValueError("this block is conditioned: pass a label embedding.")
-            bias = self.condition_projection(condition)  # [b, e] -> [b, 2d]
-            pre_activation = pre_activation + bias[:, None, :]  # broadcast over time
+            bias = self.condition_projection(condition)  # [b, (t,) e] -> [b, (t,) 2d]
+            if len(bias.shape) == 2:
+                bias = bias[:, None, :]  # global: the same at every step
+            pre_activation = pre_activation + bias
         return self._gate(pre_activation)  # [b, t, 2d] -> [b, t, d]
 
     def residual_output(self, inputs, condition=None):
@@ -242,7 +244,8 @@ class GatedResidualBlock(keras.layers.Layer):
 
         Args:
             inputs: ``[batch, time, residual_channels]``.
-            condition: ``[batch, label_channels]`` label embedding, for a conditioned block.
+            condition: ``[batch, label_channels]`` label embedding (or ``[batch, time,
+                label_channels]``, one per step), for a conditioned block.
 
         Returns:
             ``(residual [batch, time, residual_channels] or None, skip [batch, time,

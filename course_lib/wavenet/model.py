@@ -46,6 +46,16 @@ class WaveNet(keras.Model):
         num_classes: labels for global conditioning; 0 for an unconditional model.
         label_channels: size of the label embedding.
         use_bias: biases in the convolutions.
+        label_frames: F > 0 for word-over-time conditioning (below); 0 for global.
+        clip_samples: N, the clip length the F frames share (word over time only).
+
+    Word over time (``label_frames = F``): eq. 3's local form, h = y(t), with y a
+    learned sequence per word rather than features of another signal: each label's
+    embedding row holds F vectors, and the sample at clip position p is conditioned on
+    vector ``floor(p * F / N)`` (clamped to 0 .. F - 1). The model then knows *where in
+    the word* it is, which a receptive field of milliseconds cannot tell it. Its inputs
+    are ``(classes, labels, starts [batch])``, ``starts`` being the clip position of the
+    sample predicted at the first input step (negative inside the silence before a clip).
 
     Mixed precision: built under the ``mixed_float16`` dtype policy
     (``course_lib.accelerator``), the blocks and the first head layer compute in
@@ -65,9 +75,17 @@ class WaveNet(keras.Model):
         num_classes: int = 0,
         label_channels: int = 32,
         use_bias: bool = True,
+        label_frames: int = 0,
+        clip_samples: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if label_frames < 0 or (label_frames and (num_classes < 1 or clip_samples < 1)):
+            raise ValueError(
+                "word-over-time conditioning (label_frames > 0) needs num_classes >= 1 and "
+                f"clip_samples >= 1, got label_frames={label_frames}, "
+                f"num_classes={num_classes}, clip_samples={clip_samples}."
+            )
         if not dilations:
             raise ValueError("dilations must name at least one layer, e.g. (1, 2, 4, 8).")
         if num_classes < 0:
@@ -81,6 +99,8 @@ class WaveNet(keras.Model):
         self.num_classes = num_classes
         self.label_channels = label_channels
         self.use_bias = use_bias
+        self.label_frames = label_frames
+        self.clip_samples = clip_samples
         self.receptive_field = receptive_field(self.dilations, kernel_size)
 
         # Sublayers follow this model's (saved) dtype policy, but for the float32 logits.
@@ -90,7 +110,10 @@ class WaveNet(keras.Model):
         )
         self.label_embedding = (
             keras.layers.Embedding(
-                num_classes, label_channels, name="label_embedding", dtype=policy
+                num_classes,
+                label_channels * max(label_frames, 1),
+                name="label_embedding",
+                dtype=policy,
             )
             if num_classes
             else None
@@ -140,15 +163,29 @@ class WaveNet(keras.Model):
     # ------------------------------------------------------------------ forward pass
 
     def split_inputs(self, inputs):
-        """``inputs`` -> ``(classes [batch, time] int32, labels [batch] int32 or None)``."""
+        """``inputs`` -> ``(classes [batch, time] int32, labels [batch] int32 or None,
+        starts [batch] int32 or None)``."""
+        starts = None
         if isinstance(inputs, Mapping):
             classes, labels = inputs["classes"], inputs.get("labels")
+            starts = inputs.get("starts")
         elif isinstance(inputs, (tuple, list)):
-            if len(inputs) != 2:
-                raise ValueError("inputs must be classes or a pair (classes, labels).")
-            classes, labels = inputs
+            if len(inputs) not in (2, 3):
+                raise ValueError(
+                    "inputs must be classes, a pair (classes, labels) or a triple "
+                    "(classes, labels, starts)."
+                )
+            classes, labels, *rest = inputs
+            starts = rest[0] if rest else None
         else:
             classes, labels = inputs, None
+        if self.label_frames and starts is None:
+            raise ValueError(
+                "this WaveNet is conditioned on the word over time: pass (classes, labels, "
+                "starts), starts being each clip position of the first predicted sample."
+            )
+        if starts is not None:
+            starts = ops.reshape(ops.cast(starts, "int32"), (-1,))
         if self.conditioned and labels is None:
             raise ValueError(
                 f"this WaveNet is conditioned on {self.num_classes} labels: pass (classes, labels)."
@@ -157,11 +194,34 @@ class WaveNet(keras.Model):
             raise ValueError("this WaveNet is unconditional (num_classes=0): pass classes only.")
         classes = ops.cast(classes, "int32")
         labels = None if labels is None else ops.reshape(ops.cast(labels, "int32"), (-1,))
-        return classes, labels
+        return classes, labels, starts
 
     def label_vectors(self, labels):
-        """Label embeddings ``[batch] -> [batch, label_channels]`` (None if unconditional)."""
-        return None if labels is None else self.label_embedding(labels)
+        """Label embeddings ``[batch] -> [batch, label_channels]``, or ``[batch, F,
+        label_channels]`` with word-over-time conditioning (None if unconditional)."""
+        if labels is None:
+            return None
+        vectors = self.label_embedding(labels)  # [b] -> [b, e (* F)]
+        if self.label_frames:
+            vectors = ops.reshape(vectors, (-1, self.label_frames, self.label_channels))
+        return vectors
+
+    def frame_at(self, positions):
+        """The word-over-time frame of clip positions: ``floor(p * F / N)`` clamped to
+        ``0 .. F - 1`` (int32, any shape)."""
+        positions = ops.maximum(ops.cast(positions, "int32"), 0)
+        frames = ops.floor_divide(positions * self.label_frames, self.clip_samples)
+        return ops.minimum(frames, self.label_frames - 1)
+
+    def condition(self, labels, starts, time):
+        """h of eq. 3 over ``time`` steps: ``[b, e]`` (global) or ``[b, time, e]`` (the
+        word's frame at each predicted sample's clip position ``starts + i``)."""
+        vectors = self.label_vectors(labels)
+        if vectors is None or not self.label_frames:
+            return vectors
+        positions = starts[:, None] + ops.arange(time, dtype="int32")[None, :]  # [b, t]
+        which = ops.one_hot(self.frame_at(positions), self.label_frames, dtype=vectors.dtype)
+        return ops.matmul(which, vectors)  # [b, t, F] @ [b, F, e] -> [b, t, e]
 
     def logits_from_skips(self, skip_sum):
         """The output head: ReLU, 1x1, ReLU, 1x1. ``[..., skip] -> [..., classes]``."""
@@ -177,9 +237,9 @@ class WaveNet(keras.Model):
             ``[one_hot [b, t, classes], x_0 [b, t, residual], ..., x_{L-1}]``: the input
             of the input convolution, then the input of every residual block.
         """
-        classes, labels = self.split_inputs(inputs)
+        classes, labels, starts = self.split_inputs(inputs)
         one_hot = ops.one_hot(classes, self.quantization_channels)  # [b, t] -> [b, t, q]
-        condition = self.label_vectors(labels)
+        condition = self.condition(labels, starts, ops.shape(classes)[1])
         hidden = self.input_conv(one_hot)  # [b, t, q] -> [b, t, r]
         seen = [one_hot, hidden]
         for block in self.blocks[:-1]:
@@ -189,9 +249,9 @@ class WaveNet(keras.Model):
 
     def call(self, inputs):
         """Logits of the next sample: ``[batch, time] -> [batch, time, classes]``."""
-        classes, labels = self.split_inputs(inputs)
+        classes, labels, starts = self.split_inputs(inputs)
         one_hot = ops.one_hot(classes, self.quantization_channels)  # [b, t] -> [b, t, q]
-        condition = self.label_vectors(labels)  # [b, e] or None
+        condition = self.condition(labels, starts, ops.shape(classes)[1])  # [b, (t,) e]
         hidden = self.input_conv(one_hot)  # [b, t, q] -> [b, t, r]
         skip_sum = None
         for block in self.blocks:
@@ -229,11 +289,16 @@ class WaveNet(keras.Model):
             "num_classes": self.num_classes,
             "label_channels": self.label_channels,
             "use_bias": self.use_bias,
+            "label_frames": self.label_frames,
+            "clip_samples": self.clip_samples,
         }
 
 
 def build_wavenet(
-    config: WaveNetConfig, num_classes: int = 0, jit_compile: bool | str = "auto"
+    config: WaveNetConfig,
+    num_classes: int = 0,
+    jit_compile: bool | str = "auto",
+    clip_samples: int = 0,
 ) -> WaveNet:
     """A WaveNet with ``config``'s architecture, compiled with Adam.
 
@@ -243,6 +308,8 @@ def build_wavenet(
         config: the architecture and learning rate.
         num_classes: labels for global conditioning (0: unconditional).
         jit_compile: passed to ``compile`` (XLA).
+        clip_samples: the training clips' length, for word-over-time conditioning
+            (``config.label_frames > 0``).
     """
     model = WaveNet(
         config.dilations,
@@ -254,6 +321,8 @@ def build_wavenet(
         num_classes=num_classes,
         label_channels=config.label_channels,
         use_bias=config.use_bias,
+        label_frames=config.label_frames,
+        clip_samples=clip_samples,
         name="wavenet",
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=jit_compile)

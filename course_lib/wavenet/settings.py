@@ -67,6 +67,7 @@ class WaveNetConfig(Presets):
     skip_channels: int = 512
     quantization_channels: int = 256
     label_channels: int = 32  # size of the label embedding (global conditioning)
+    label_frames: int = 0  # > 0: word-over-time conditioning with this many frames per clip
     use_bias: bool = True
     # training
     batch_size: int = 4

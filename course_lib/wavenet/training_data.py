@@ -187,7 +187,10 @@ def crop_length(receptive_field: int, target_length: int) -> int:
 def _crop_and_encode(
     samples, index, receptive_field: int, length: int, seed: int, quantization_channels: int
 ):
-    """One random crop of a clip as mu-law classes: ``[n] -> [length]`` int32."""
+    """One random crop of a clip as mu-law classes: ``[n] -> ([length] int32, start)``,
+    ``start`` being the clip position of the crop's first predicted sample (its input
+    number ``receptive_field``, whose prediction comes from input ``receptive_field - 1``)
+    minus ``receptive_field - 1``: the clip position predicted at the crop's first step."""
     import tensorflow as tf
 
     samples = tf.reshape(samples, [-1])
@@ -203,7 +206,9 @@ def _crop_and_encode(
         dtype=tf.int32,
     )
     crop = padded[start : start + length]  # [length]
-    return audio.mu_law_encode(crop, quantization_channels)
+    # Input i of the crop is padded[start + i], clip position start + i - rf; its
+    # prediction is the next sample, clip position start + i - rf + 1.
+    return audio.mu_law_encode(crop, quantization_channels), start - receptive_field + 1
 
 
 def _crops_to_batches(
@@ -214,6 +219,7 @@ def _crops_to_batches(
     seed: int,
     with_labels: bool,
     quantization_channels: int,
+    with_starts: bool = False,
 ):
     """Shared tail: ``(samples [n], label)`` elements -> ``(x, y)`` training batches."""
     import tensorflow as tf
@@ -224,14 +230,16 @@ def _crops_to_batches(
 
     def crop(index, element):
         samples, label = element
-        classes = _crop_and_encode(
+        classes, start = _crop_and_encode(
             samples, index, receptive_field, length, seed, quantization_channels
         )
-        return classes, label
+        return classes, label, start
 
-    def split(classes, labels):
+    def split(classes, labels, starts):
         inputs = classes[:, :-1]  # [b, length - 1]
         targets = classes[:, receptive_field:]  # [b, target_length], the next samples
+        if with_starts:
+            return (inputs, labels, starts), targets
         return ((inputs, labels) if with_labels else inputs), targets
 
     batches = (
@@ -251,6 +259,7 @@ def crop_dataset(
     seed: int = 0,
     with_labels: bool = False,
     quantization_channels: int = 256,
+    with_starts: bool = False,
 ):
     """An endless ``tf.data.Dataset`` of random training crops from a corpus.
 
@@ -262,6 +271,10 @@ def crop_dataset(
         seed: shuffling and crop-position seed (the same seed gives the same batches).
         with_labels: yield ``(classes, labels)`` inputs for a conditioned model.
         quantization_channels: mu-law classes.
+        with_starts: yield ``(classes, labels, starts [batch])`` for word-over-time
+            conditioning (``model.WaveNet``): the clip position predicted at each crop's
+            first step. Its corpus should keep the clips' silence (``silence_threshold
+            = 0``), or positions count from the trimmed start.
 
     Returns:
         Batches ``(x, y)``: x = classes ``[batch, rf + target_length - 1]`` int32 (or
@@ -278,7 +291,14 @@ def crop_dataset(
         .shuffle(min(len(corpus.clips), 4096), seed=seed)
     )
     return _crops_to_batches(
-        clips, receptive_field, target_length, batch_size, seed, with_labels, quantization_channels
+        clips,
+        receptive_field,
+        target_length,
+        batch_size,
+        seed,
+        with_labels,
+        quantization_channels,
+        with_starts,
     )
 
 

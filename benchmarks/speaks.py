@@ -198,7 +198,9 @@ def train_vq_vae(words: list[int], seconds: float, changes: list[str]) -> Traine
     from course_lib import course_models
     from course_lib.vq import VQConfig
 
-    cfg = with_changes(VQConfig.quick(), changes).replace(epochs=10**5)
+    # On the digits, as notebook 07 trains it: one-second speech clips, not NSynth notes.
+    digits = VQConfig.quick().replace(dataset="speech", clip_seconds=1.0)
+    cfg = with_changes(digits, changes).replace(epochs=10**5)
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
     budget = training.StopAfter(seconds)
     with tempfile.TemporaryDirectory() as checkpoints:

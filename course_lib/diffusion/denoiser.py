@@ -72,6 +72,27 @@ def spread_over_samples(frames, samples: int):
     return ops.take(frames, index, axis=1)  # [b, F, D] -> [b, n, D]
 
 
+def word_table(num_classes: int, width: int, frames: int, dtype) -> keras.layers.Embedding | None:
+    """The label embedding of a conditioned denoiser: ``num_classes + 1`` rows (the last
+    is "no label", for classifier-free guidance), each one vector of ``width`` or, with
+    ``frames = F > 0``, a word-over-time sequence of F of them; None when unconditional."""
+    if not num_classes:
+        return None
+    return keras.layers.Embedding(
+        num_classes + 1, width * max(frames, 1), name="label_embedding", dtype=dtype
+    )
+
+
+def word_vectors(table: keras.layers.Embedding, labels, frames: int):
+    """Labels ``[batch]`` through a :func:`word_table`: ``[batch, width]``, or ``[batch, F,
+    width]`` for a word-over-time table (``frames = F > 0``)."""
+    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+    vectors = table(labels)  # [b] -> [b, width (* F)]
+    if frames:
+        vectors = ops.reshape(vectors, (-1, frames, table.output_dim // frames))  # [b, F, width]
+    return vectors
+
+
 def check_labels_given(num_classes: int, labels) -> None:
     """Labels are required by a conditioned denoiser (``num_classes > 0``; the "no
     label" index is ``num_classes``) and refused by an unconditional one."""
@@ -309,16 +330,7 @@ class DiffWaveDenoiser(keras.layers.Layer):
         self.step_embedding = DiffusionStepEmbedding(
             step_encoding_dim, step_hidden_dim, name="step_embedding", dtype=policy
         )
-        self.label_embedding = (
-            keras.layers.Embedding(
-                num_classes + 1,
-                label_dim * max(label_frames, 1),
-                name="label_embedding",
-                dtype=policy,
-            )
-            if num_classes
-            else None
-        )
+        self.label_embedding = word_table(num_classes, label_dim, label_frames, policy)
         self.residual_stack = [
             DiffWaveResidualLayer(
                 residual_channels,
@@ -389,12 +401,8 @@ class DiffWaveDenoiser(keras.layers.Layer):
         step_embedding = self.step_embedding(diffusion_steps)  # [b] -> [b, 512]
         label_embedding = None
         if labels is not None:
-            labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-            label_embedding = self.label_embedding(labels)  # [b] -> [b, label_dim (* F)]
-            if self.label_frames:
-                label_embedding = ops.reshape(
-                    label_embedding, (-1, self.label_frames, self.label_dim)
-                )  # [b, F * label_dim] -> [b, F, label_dim]
+            # [b] -> [b, label_dim] or [b, F, label_dim]
+            label_embedding = word_vectors(self.label_embedding, labels, self.label_frames)
         x = self.input_projection(noisy_audio)  # [b, n, 1] -> [b, n, C]
         skip_sum = None
         for layer in self.residual_stack:

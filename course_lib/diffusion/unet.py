@@ -34,6 +34,8 @@ from course_lib.diffusion.denoiser import (
     DiffusionStepEmbedding,
     check_labels_given,
     spread_over_samples,
+    word_table,
+    word_vectors,
 )
 from course_lib.diffusion.settings import unet_receptive_field
 
@@ -178,16 +180,7 @@ class UNetDenoiser(keras.layers.Layer):
         self.step_embedding = DiffusionStepEmbedding(
             step_encoding_dim, embedding_dim, name="step_embedding", dtype=policy
         )
-        self.label_embedding = (
-            keras.layers.Embedding(
-                num_classes + 1,
-                embedding_dim * max(label_frames, 1),
-                name="label_embedding",
-                dtype=policy,
-            )
-            if num_classes
-            else None
-        )
+        self.label_embedding = word_table(num_classes, embedding_dim, label_frames, policy)
         self.input_projection = keras.layers.Dense(channels[0], name="input_1x1", dtype=policy)
 
         def blocks(level: int, direction: str) -> list[ConditionedResidualBlock]:
@@ -288,10 +281,8 @@ class UNetDenoiser(keras.layers.Layer):
         check_labels_given(self.num_classes, labels)
         embedding = self.step_embedding(diffusion_steps)  # [b] -> [b, E]
         if labels is not None:
-            labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-            word = self.label_embedding(labels)  # [b] -> [b, E (* F)]
+            word = word_vectors(self.label_embedding, labels, self.label_frames)  # [b, (F,) E]
             if self.label_frames:
-                word = ops.reshape(word, (-1, self.label_frames, self.embedding_dim))  # [b, F, E]
                 embedding = embedding[:, None, :]  # [b, 1, E]
             embedding = embedding + word  # [b, E] or [b, F, E]
         samples = ops.shape(noisy_audio)[1]

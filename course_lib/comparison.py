@@ -19,6 +19,7 @@ One API for every notebook that scores generated audio (03, 06 and 07):
   accuracy**: the fraction of the reference's real test clips whose round trip through
   the model the judge still hears as the clip's word (the word must survive it; the
   real row's word accuracy is its ceiling);
+- :func:`heard_among`: the judge's answer among the few words a model was trained on;
 - :func:`table` and :func:`plot`: the rows side by side.
 
 Every set is scored on the same number of clips (the scores depend on it) by the same
@@ -189,6 +190,32 @@ def word_accuracy(heard: np.ndarray, asked: np.ndarray) -> metrics.Score:
             f"need one asked word per clip, got {asked.size} words for {heard.size} clips."
         )
     return metrics.Score(WORD_ACCURACY, float(np.mean(heard == asked)), samples=heard.size)
+
+
+def heard_among(judge, clips: np.ndarray, sample_rate: int, words: Sequence[int]) -> np.ndarray:
+    """The word of ``words`` the judge finds likeliest in each clip: its answer when only
+    the words a model was trained on may win (chance: one over their number).
+
+    ``words[argmax_k p(words[k] | clip)]``, with the judge's probabilities of the clips
+    resampled to its rate (``judge.conform``): a finer measure than the judge's plain
+    answer for a model trained on a few of the words, whose weak clips the plain answer
+    may hear as a word the model never saw.
+
+    Args:
+        judge: the judge (``predict_proba`` of conformed clips: ``[n, words]``).
+        clips: ``[n, samples]`` at ``sample_rate``.
+        words: label indices of the candidate words, at least two, no repeats.
+
+    Returns:
+        ``[n]`` label indices, each one of ``words``.
+    """
+    words = list(words)
+    if len(words) < 2 or len(set(words)) != len(words):
+        raise ValueError(f"need at least two different words to choose among, got {words}.")
+    probabilities = judge.predict_proba(judge.conform(clips, sample_rate))  # [n, all words]
+    if max(words) >= probabilities.shape[1] or min(words) < 0:
+        raise ValueError(f"words {words} are not all among the judge's {probabilities.shape[1]}.")
+    return np.asarray(words)[np.argmax(probabilities[:, words], axis=-1)]
 
 
 def reference_from_clips(

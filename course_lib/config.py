@@ -1,8 +1,10 @@
 """Run mode, folders, seeds, Colab detection and the distribution strategy.
 
 Every notebook starts from here: ``COURSE_MODE`` picks the ``quick`` preset (CPU,
-offline fixtures, tiny models; what CI runs), the ``full`` one (Colab GPU, real
-datasets, published model sizes), or the ``rehearsal`` of the full one (the full
+offline fixtures, tiny models; what CI runs), the ``laptop`` one (the same fixtures on a
+2-core CPU, with models and a wall-clock training budget chosen so that the generators
+learn their words: about 20 minutes of training per model), the ``full`` one (Colab GPU,
+real datasets, published model sizes), or the ``rehearsal`` of the full one (the full
 presets' shapes with tiny counts on tiny fixtures, so that CI runs every full-mode line
 of every notebook on the CPU before a class runs it on Colab). Nothing else in the kit
 reads the environment.
@@ -22,16 +24,19 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
-Mode = Literal["quick", "full", "rehearsal"]
-MODES: tuple[Mode, ...] = ("quick", "full", "rehearsal")
+Mode = Literal["quick", "laptop", "full", "rehearsal"]
+MODES: tuple[Mode, ...] = ("quick", "laptop", "full", "rehearsal")
+FOLDER_OF_MODE: Mapping[str, str] = {"laptop": "quick"}
+"""Modes that share another's data folder: the laptop preset reads quick mode's fixture
+and uses its judge (its models have their own training folders, keyed on their tags)."""
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = DRIVE_MOUNT / "MyDrive" / "generative_audio_course"
 DOWNLOAD_MIRROR_VARIABLE = "COURSE_DOWNLOAD_MIRROR"
 
 
 def mode() -> Mode:
-    """The run mode from ``COURSE_MODE``: ``"quick"``, ``"full"`` (the default) or
-    ``"rehearsal"``.
+    """The run mode from ``COURSE_MODE``: ``"quick"``, ``"laptop"``, ``"full"`` (the
+    default) or ``"rehearsal"``.
 
     Raises:
         ValueError: if ``COURSE_MODE`` holds anything else.
@@ -48,15 +53,18 @@ def is_quick() -> bool:
 
 
 def uses_fixtures() -> bool:
-    """True unless in full mode: quick mode and the rehearsal read the offline fixtures
-    (the rehearsal a few clips of each), full mode the published datasets."""
+    """True unless in full mode: quick mode, the laptop preset and the rehearsal read the
+    offline fixtures (the rehearsal a few clips of each), full mode the published
+    datasets."""
     return mode() != "full"
 
 
 def _mode_folder(root: Path) -> Path:
-    """``root`` in full mode, ``root / <mode>`` otherwise: fixtures and their models
-    never mix with real data, nor the rehearsal's with quick mode's."""
-    return root if mode() == "full" else root / mode()
+    """``root`` in full mode, ``root / <mode>`` otherwise (the laptop preset shares
+    quick mode's folder, :data:`FOLDER_OF_MODE`): fixtures and their models never mix
+    with real data, nor the rehearsal's with quick mode's."""
+    chosen = mode()
+    return root if chosen == "full" else root / FOLDER_OF_MODE.get(chosen, chosen)
 
 
 def in_colab() -> bool:
@@ -74,8 +82,8 @@ def data_dir() -> Path:
 
     Order: ``COURSE_DATA_DIR``; Google Drive when mounted (so a disconnect costs
     nothing); ``/content/course_data`` on Colab; ``~/course_data`` elsewhere. Quick
-    mode and the rehearsal use a subfolder named after the mode, so fixtures never mix
-    with real data.
+    mode and the rehearsal use a subfolder named after the mode (the laptop preset quick
+    mode's), so fixtures never mix with real data.
     """
     if os.environ.get("COURSE_DATA_DIR"):
         root = Path(os.environ["COURSE_DATA_DIR"]).expanduser()
@@ -221,11 +229,12 @@ def _training_values(value: Any) -> Any:
 
 
 class Presets:
-    """Mixin for a notebook's frozen config dataclass with ``full``, ``quick`` and
-    ``rehearsal`` presets.
+    """Mixin for a notebook's frozen config dataclass with ``full``, ``quick``,
+    ``laptop`` and ``rehearsal`` presets.
 
     Subclasses define the dataclass fields with the full-mode defaults and override
-    :meth:`quick` to return the small variant (usually ``dataclasses.replace``). The
+    :meth:`quick` to return the small variant (usually ``dataclasses.replace``), and
+    :meth:`laptop` where a 2-core CPU and 20 minutes call for other sizes. The
     rehearsal is the full preset with the counts of :attr:`REHEARSAL_COUNTS` replaced
     (epochs, steps, clips, iterations): every shape, width and layer count stays full,
     so a rehearsal builds and runs the very models a T4 will, only briefly.
@@ -260,12 +269,24 @@ class Presets:
         return cls()
 
     @classmethod
+    def laptop(cls) -> Self:
+        """The laptop preset (CPU, 2 cores, the quick fixtures): :meth:`quick` unless a
+        subclass sizes its model for the laptop's training budget."""
+        return cls.quick()
+
+    @classmethod
     def for_mode(cls, run_mode: Mode | None = None) -> Self:
         """The preset for ``run_mode`` (default: :func:`mode`)."""
         chosen = run_mode or mode()
         if chosen not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {chosen!r}.")
-        return {"quick": cls.quick, "full": cls.full, "rehearsal": cls.rehearsal}[chosen]()
+        presets = {
+            "quick": cls.quick,
+            "laptop": cls.laptop,
+            "full": cls.full,
+            "rehearsal": cls.rehearsal,
+        }
+        return presets[chosen]()
 
     @classmethod
     def training_fields(cls) -> tuple[str, ...]:

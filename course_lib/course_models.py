@@ -61,7 +61,13 @@ def diffusion(
     train = data.load_split(folder, "train", batch_size=cfg.batch_size)
     run_folder = Path(checkpoints) / DIFFUSION_FOLDER / cfg.tag()
     return training.train_or_restore(
-        model, train, run_folder, cfg.epochs, callbacks, verbose=verbose
+        model,
+        train,
+        run_folder,
+        cfg.epochs,
+        callbacks,
+        minutes=cfg.training_minutes,
+        verbose=verbose,
     )
 
 

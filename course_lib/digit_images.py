@@ -57,9 +57,9 @@ def load_digit_images(
     """Training and test digit images, float32 ``[n, 32, 32, 1]`` in [0, 1].
 
     Args:
-        mode: ``"full"`` (MNIST, downloads on first use), ``"quick"`` or ``"rehearsal"``
-            (scikit-learn's 8 x 8 digits, offline, at MNIST's shape): a notebook passes
-            ``config.mode()``.
+        mode: ``"full"`` (MNIST, downloads on first use), ``"quick"``, ``"laptop"`` or
+            ``"rehearsal"`` (scikit-learn's 8 x 8 digits, offline, at MNIST's shape): a
+            notebook passes ``config.mode()``.
         limit: keep at most this many images of each split.
         seed: the quick split's shuffle (80% training, 20% test).
 

@@ -14,7 +14,9 @@
   show step by step. :func:`resumable_fit` is the same without the energy.
 - :class:`StopOnNaN`: stops training on a NaN or infinite loss with a message that
   says what to do.
-- :class:`StopAfter`: a wall-clock budget instead of a number of epochs.
+- :class:`StopAfter`: a wall-clock budget instead of a number of epochs, for one ``fit``;
+  :class:`TimeBudget` the same for a resumable training (the laptop preset's 20 minutes),
+  counted across sessions in the training folder, with :func:`epochs_to_fit`.
 - :class:`AudioSamplesAtEpochEnd`: generates a few clips at the end of an epoch,
   writes them as WAV files and, in a notebook, plots and plays them.
 
@@ -55,6 +57,7 @@ def resume_callback(folder: str | Path) -> keras.callbacks.Callback:
 
 HISTORY_NAME = "history.jsonl"
 ENERGY_NAME = "training_energy.json"
+SECONDS_NAME = "training_seconds.json"
 
 
 class HistoryLog(keras.callbacks.Callback):
@@ -104,20 +107,76 @@ def _epochs_logged(folder: str | Path) -> dict[int, dict[str, float]]:
     return by_epoch
 
 
-def resumable_callbacks(folder: str | Path) -> list[keras.callbacks.Callback]:
+def training_seconds(folder: str | Path) -> float:
+    """Wall-clock seconds of the epochs finished in ``folder``, over every session
+    (:class:`TimeBudget` counts them; 0 for a new folder or one trained without a budget)."""
+    path = Path(folder) / SECONDS_NAME
+    return float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops a resumable training once its epochs have taken ``minutes`` of wall-clock
+    time, counted across sessions in ``folder/training_seconds.json``.
+
+    An epoch's time is added when it ends, as :class:`HistoryLog` adds its metrics, so an
+    epoch cut short by a disconnect counts neither. Training stops at the end of the epoch
+    that spends the budget (it overshoots by less than one epoch). Give ``fit`` the
+    epochs of :func:`epochs_to_fit`, so that a rerun after the budget is spent only
+    restores the weights.
+
+    Args:
+        folder: the training folder.
+        minutes: the budget, > 0.
+        clock: the time source (``time.perf_counter``; tests pass a fake one).
+    """
+
+    def __init__(
+        self, folder: str | Path, minutes: float, clock: Callable[[], float] = time.perf_counter
+    ):
+        super().__init__()
+        if not minutes > 0:
+            raise ValueError(f"the time budget must be > 0 minutes, got {minutes}.")
+        self.path = Path(folder) / SECONDS_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.seconds = 60.0 * minutes
+        self.clock = clock
+        self._epoch_started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        spent = training_seconds(self.path.parent) + self.clock() - self._epoch_started
+        self.path.write_text(json.dumps({"seconds": spent}))
+        if spent >= self.seconds:
+            self.model.stop_training = True
+
+
+def epochs_to_fit(folder: str | Path, epochs: int, minutes: float = 0.0) -> int:
+    """The ``epochs`` to give a resumable ``fit`` in ``folder``: ``epochs``, or the epochs
+    already done once a time budget of ``minutes`` (> 0) is spent, so that ``fit`` then
+    only restores the weights instead of training one more epoch."""
+    if minutes > 0 and training_seconds(folder) >= 60.0 * minutes:
+        return min(epochs, epochs_done(folder))
+    return epochs
+
+
+def resumable_callbacks(folder: str | Path, minutes: float = 0.0) -> list[keras.callbacks.Callback]:
     """The callbacks that make ``fit`` resumable in ``folder``.
 
-    ``[resume_callback(folder), HistoryLog(folder)]``: give them to ``fit`` with the
-    total number of epochs, and running the same cell again continues from the last
-    finished epoch (after a disconnect) or, once all epochs are done, restores the trained
-    weights and trains nothing. Use one folder per model and training config
-    (``config.checkpoint_dir(name) / cfg.tag()``: the tag leaves out sampling and scoring
-    settings, see ``config.Presets``).
+    ``[resume_callback(folder), HistoryLog(folder)]``, and :class:`TimeBudget` when
+    ``minutes`` > 0: give them to ``fit`` with the total number of epochs (with a
+    budget, :func:`epochs_to_fit`), and running the same cell again continues from the
+    last finished epoch (after a disconnect) or, once all epochs are done or the budget
+    is spent, restores the trained weights and trains nothing. Use one folder per model
+    and training config (``config.checkpoint_dir(name) / cfg.tag()``: the tag leaves
+    out sampling and scoring settings, see ``config.Presets``).
 
     Example:
         >>> model.fit(train, epochs=cfg.epochs, callbacks=resumable_callbacks(folder))
     """
-    return [resume_callback(folder), HistoryLog(folder)]
+    budget = [TimeBudget(folder, minutes)] if minutes > 0 else []
+    return [resume_callback(folder), HistoryLog(folder), *budget]
 
 
 def resumable_fit(
@@ -233,6 +292,7 @@ def train_or_restore(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     *,
     backup: bool = True,
+    minutes: float = 0.0,
     **fit_options,
 ) -> Trained:
     """Train ``model`` in ``folder`` up to ``epochs`` (resuming after a disconnect), or
@@ -241,12 +301,13 @@ def train_or_restore(
     The one way every model of the course is trained or got back (the judge, diffusion,
     the VAE, the VQ-VAE and WaveNet). Written out, as in a notebook's training cell::
 
+        epochs = training.epochs_to_fit(folder, epochs, minutes)
         finished = training.epochs_done(folder) >= epochs  # then fit only restores
         with training.log_energy(folder, measure=not finished):
             model.fit(
                 data,
                 epochs=epochs,
-                callbacks=[*training.resumable_callbacks(folder), *callbacks],
+                callbacks=[*training.resumable_callbacks(folder, minutes), *callbacks],
             )
 
     Args:
@@ -260,11 +321,16 @@ def train_or_restore(
             checkpoints, as WaveNet's step checkpoints do (a callback in ``callbacks``
             saves them and the caller restored ``model`` from the last one); then
             ``epochs`` counts the epochs left, and 0 restores.
+        minutes: with ``backup``, a wall-clock budget over all sessions (0: none):
+            training stops once it is spent (:class:`TimeBudget`), even before ``epochs``.
         **fit_options: passed to ``fit`` (``validation_data``, ``steps_per_epoch``, ...).
     """
     folder = Path(folder)
+    if minutes > 0 and not backup:
+        raise ValueError("a time budget needs backup=True: it is counted in the folder.")
     if backup:
-        callbacks = [*resumable_callbacks(folder), *callbacks]
+        callbacks = [*resumable_callbacks(folder, minutes), *callbacks]
+        epochs = epochs_to_fit(folder, epochs, minutes)
         left = epochs - epochs_done(folder)
     else:
         left = epochs

@@ -19,7 +19,7 @@ skips that step (``--no-screenshot`` skips it always).
 
 Usage::
 
-    python -m course_tools.run_course [--out outputs] [--mode quick|full|rehearsal]
+    python -m course_tools.run_course [--out outputs] [--mode quick|laptop|full|rehearsal]
                                     [--data-dir FOLDER] [--screenshot | --no-screenshot]
                                     [NOTEBOOK ...]
 """
@@ -44,7 +44,7 @@ NOTEBOOK_FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 TITLE = "Generative Audio Course Kit: results"
 SCREENSHOT_NAME = "index_screenshot.png"
 RUNS_NAME = "runs.json"
-MODES = ("quick", "full", "rehearsal")  # course_lib.config.MODES, without importing it
+MODES = ("quick", "laptop", "full", "rehearsal")  # course_lib.config.MODES, without importing it
 
 
 @dataclasses.dataclass

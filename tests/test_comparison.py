@@ -53,6 +53,25 @@ def _reference(judge, train_size=50):
     )
 
 
+def test_heard_among_chooses_the_likeliest_of_the_candidate_words():
+    class ThreeWords(FakeJudge):
+        def predict_proba(self, clips):  # [n, 3]: the clip's first three samples, softmaxed
+            first = np.asarray(clips, np.float64)[:, :3]
+            return np.exp(first) / np.exp(first).sum(axis=1, keepdims=True)
+
+    clips = np.array([[0.9, 0.5, 0.1, 0], [0.1, 0.2, 0.3, 0], [0.2, 0.1, 0.05, 0]])
+    np.testing.assert_array_equal(
+        comparison.heard_among(ThreeWords(), clips, RATE, [0, 2]), [0, 2, 0]
+    )
+    np.testing.assert_array_equal(
+        comparison.heard_among(ThreeWords(), clips, RATE, [2, 1]), [1, 2, 1]
+    )
+    with pytest.raises(ValueError, match="at least two different words"):
+        comparison.heard_among(ThreeWords(), clips, RATE, [1, 1])
+    with pytest.raises(ValueError, match=r"words \[0, 3\] are not all among the judge's 3"):
+        comparison.heard_among(ThreeWords(), clips, RATE, [0, 3])
+
+
 def test_evaluate_scores_times_and_counts():
     judge = FakeJudge()
     reference = _reference(judge)

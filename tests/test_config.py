@@ -24,7 +24,7 @@ def test_mode_defaults_to_full_and_reads_quick(monkeypatch):
 def test_unknown_mode_names_the_variable(monkeypatch):
     monkeypatch.setenv("COURSE_MODE", "fast")
     with pytest.raises(
-        ValueError, match="COURSE_MODE must be one of quick, full, rehearsal, not 'fast'"
+        ValueError, match="COURSE_MODE must be one of quick, laptop, full, rehearsal, not 'fast'"
     ):
         config.mode()
 
@@ -35,6 +35,8 @@ def test_data_dir_override_and_quick_subfolder(monkeypatch, tmp_path):
     assert config.data_dir() == tmp_path
     monkeypatch.setenv("COURSE_MODE", "rehearsal")
     assert config.data_dir() == tmp_path / "rehearsal" and config.uses_fixtures()
+    monkeypatch.setenv("COURSE_MODE", "laptop")  # quick mode's fixtures and judge
+    assert config.data_dir() == tmp_path / "quick" and config.uses_fixtures()
     monkeypatch.setenv("COURSE_MODE", "quick")
     assert config.data_dir() == tmp_path / "quick" and config.uses_fixtures()
     folder = config.checkpoint_dir("judge_sc09")
@@ -134,6 +136,7 @@ def test_presets_pick_by_mode_and_stay_frozen(monkeypatch):
     assert _ToyConfig.for_mode() == _ToyConfig(4, 1)
     assert _ToyConfig.for_mode("full") == _ToyConfig(64, 30)
     assert _ToyConfig.for_mode("rehearsal") == _ToyConfig(64, 2)  # full shapes, few epochs
+    assert _ToyConfig.for_mode("laptop") == _ToyConfig(4, 1)  # quick unless sized for it
     cfg = _ToyConfig.for_mode()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 3

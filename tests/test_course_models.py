@@ -67,6 +67,27 @@ def test_diffusion_trains_once_then_restores_the_same_weights(checkpoint_root):
     assert len(training.read_history(first.folder)["loss"]) == 1  # the first one untouched
 
 
+def test_the_laptop_diffusion_preset_trains_for_its_budget_then_restores(checkpoint_root):
+    """The laptop preset's network at its own shapes, with a budget of 3 seconds in
+    place of 20 minutes: training stops once the budget is spent, long before its
+    epochs, and the same call then restores (what a rerun of notebook 03 does)."""
+    from course_lib.diffusion import DiffusionConfig
+
+    cfg = DiffusionConfig.laptop().replace(training_minutes=0.05)
+    assert cfg.denoiser == "unet" and cfg.label_frames > 0 and cfg.epochs >= 100
+    folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
+    first = course_models.diffusion(folder, cfg, checkpoint_root, verbose=0)
+    epochs = len(first.history["loss"])
+    assert 1 <= epochs < cfg.epochs
+    assert training.training_seconds(first.folder) >= 3.0
+    counter = CountEpochs()
+    again = course_models.diffusion(folder, cfg, checkpoint_root, [counter], verbose=0)
+    assert counter.epochs == 0 and len(again.history["loss"]) == epochs
+    _assert_same_weights(again.model, first.model)
+    clips = again.model.generate(2, steps=2, sampler=cfg.sampler, label=[0, 6], progress=False)
+    assert clips.shape == (2, cfg.clip_samples, 1) and np.all(np.isfinite(clips))
+
+
 def _assert_same_weights(model, other):
     weights, others = model.get_weights(), other.get_weights()
     assert len(weights) == len(others)

@@ -115,6 +115,41 @@ def test_stop_after_ends_training_when_the_time_budget_is_spent():
         training.StopAfter(0)
 
 
+def test_time_budget_counts_across_sessions_and_a_spent_budget_only_restores(tmp_path):
+    x, y = _data()
+    now = [0.0]
+
+    def clock():  # every call is three more seconds: each epoch takes 3 s
+        now[0] += 3.0
+        return now[0]
+
+    def session(model, minutes, extra=()):
+        epochs = training.epochs_to_fit(tmp_path, 100, minutes)
+        callbacks = training.resumable_callbacks(tmp_path, minutes)
+        callbacks[-1].clock = clock
+        model.fit(x, y, epochs=epochs, verbose=0, shuffle=False, callbacks=[*callbacks, *extra])
+        return epochs
+
+    keras.utils.set_random_seed(0)
+    with pytest.raises(ConnectionAbortedError):  # disconnected after epoch 2: 3 epochs, 9 s
+        session(_regression_model(), 0.25, [_Disconnect(at_epoch=2)])
+    assert (training.epochs_done(tmp_path), training.training_seconds(tmp_path)) == (3, 9.0)
+    resumed = _regression_model()
+    assert session(resumed, 0.25) == 100  # the budget, 15 s, is not spent yet
+    # it resumed and stopped at the end of the epoch that spent the budget: 5 epochs
+    assert (training.epochs_done(tmp_path), training.training_seconds(tmp_path)) == (5, 15.0)
+    finished, seen = _regression_model(), []
+    epochs_seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))
+    assert session(finished, 0.25, [epochs_seen]) == 5  # spent: fit only restores
+    assert seen == [] and training.epochs_done(tmp_path) == 5
+    for trained, restored in zip(resumed.get_weights(), finished.get_weights(), strict=True):
+        np.testing.assert_allclose(trained, restored)
+    assert training.epochs_to_fit(tmp_path, 100) == 100  # no budget: all epochs
+    assert training.epochs_to_fit(tmp_path, 4, 0.25) == 4
+    with pytest.raises(ValueError, match="budget must be > 0 minutes"):
+        training.TimeBudget(tmp_path, 0)
+
+
 def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
     x, y = _data()
     rate = 4000

@@ -261,7 +261,7 @@ def test_quick_digits_are_offline_32_by_32_images_in_the_unit_range():
     assert len(train) + len(test) == 1797
     assert train.dtype == np.float32 and train.min() == 0.0 and train.max() == pytest.approx(1.0)
     assert np.all(train[:, :2] == 0) and np.all(train[:, :, -2:] == 0)  # the padding
-    with pytest.raises(ValueError, match="mode must be one of quick, full, rehearsal"):
+    with pytest.raises(ValueError, match="mode must be one of quick, laptop, full, rehearsal"):
         digit_images.load_digit_images("fast")
 
 

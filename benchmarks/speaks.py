@@ -110,7 +110,8 @@ def train_diffusion(words: list[int], seconds: float, changes: list[str]) -> Tra
         .batch(cfg.batch_size, drop_remainder=True)
     )
     budget = training.StopAfter(seconds)
-    model.fit(batches, epochs=10**6, steps_per_epoch=50, callbacks=[budget], verbose=0)
+    stop = training.StopOnNaN(raise_error=True)
+    model.fit(batches, epochs=10**6, steps_per_epoch=50, callbacks=[budget, stop], verbose=0)
 
     def generate(asked):
         made = model.generate(

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from course_lib.diffusion import (
+    ConditionedResidualBlock,
     DiffusionConfig,
     DiffusionModel,
     DiffWaveDenoiser,
@@ -419,6 +420,48 @@ def test_unet_keeps_the_clip_length_starts_at_zero_and_is_told_step_and_word():
         UNetDenoiser((8, 8), strides=(4, 5))
     with pytest.raises(ValueError, match="strides >= 2"):
         UNetDenoiser((8, 8), strides=(1,))
+
+
+def _conv3_same(x, kernel, bias):  # x [n, C_in], kernel [3, C_in, C_out]: 'same' padding
+    padded = np.pad(x, ((1, 1), (0, 0)))
+    return sum(padded[k : k + len(x)] @ kernel[k] for k in range(3)) + bias
+
+
+def test_conditioned_block_scales_and_shifts_its_features_by_the_embedding():
+    """h = conv3(silu(x)); h = (1 + W_s e) h + W_b e; out = shortcut(x) + conv3(silu(h)),
+    against NumPy, with the embedding once per clip and as frames spread over it."""
+    keras.utils.set_random_seed(0)
+    block = ConditionedResidualBlock(6, 5, input_channels=4)
+    block.build()
+    np.testing.assert_array_equal(block.embedding_scale.get_weights()[0], 0)  # starts at 1
+    for weights in (block.embedding_scale, block.second):
+        weights.set_weights([RNG.normal(0, 0.3, w.shape) for w in weights.get_weights()])
+    x = RNG.standard_normal((2, 8, 4)).astype(np.float32)
+    frames = RNG.standard_normal((2, 2, 5)).astype(np.float32)  # 2 frames over 8 samples
+
+    def silu(v):
+        return v / (1 + np.exp(-v))
+
+    def expected(e):  # e [b, n, 5]
+        (k1, b1), (ws, bs), (wb, bb) = (
+            block.first.get_weights(),
+            block.embedding_scale.get_weights(),
+            block.embedding_projection.get_weights(),
+        )
+        (k2, b2), (wr, br) = block.second.get_weights(), block.shortcut.get_weights()
+        out = []
+        for xi, ei in zip(x, e, strict=True):
+            h = _conv3_same(silu(xi), k1, b1)
+            h = (1 + ei @ ws + bs) * h + ei @ wb + bb
+            out.append(xi @ wr + br + _conv3_same(silu(h), k2, b2))
+        return np.stack(out)
+
+    per_clip = frames[:, 0]  # [2, 5]
+    np.testing.assert_allclose(
+        block(x, per_clip).numpy(), expected(np.repeat(per_clip[:, None], 8, axis=1)), atol=1e-5
+    )
+    spread = np.repeat(frames, 4, axis=1)  # frame floor(j * 2 / 8) at sample j
+    np.testing.assert_allclose(block(x, frames).numpy(), expected(spread), atol=1e-5)
 
 
 def test_unets_receptive_field_bounds_its_reach_and_spans_the_quick_clip():

@@ -503,5 +503,7 @@ def build_diffusion_model(
         min_snr_gamma=config.min_snr_gamma,
         name="diffusion",
     )
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=jit_compile)
+    clipping = {"global_clipnorm": config.clip_norm} if config.clip_norm > 0 else {}
+    optimizer = keras.optimizers.Adam(config.learning_rate, **clipping)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
     return model

@@ -83,6 +83,7 @@ class DiffusionConfig(Presets):
     learning_rate: float = 2e-4
     ema_decay: float = 0.999
     p_uncond: float = 0.1  # label dropout for classifier-free guidance
+    clip_norm: float = 0.0  # > 0: gradients rescaled to at most this global norm
     training_minutes: float = 0.0  # > 0: stop once training took this long (all sessions)
     # sampling (not part of tag(): changing them reuses the trained model)
     sampler: str = not_training("ddim")
@@ -117,6 +118,8 @@ class DiffusionConfig(Presets):
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}.")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
+        if self.clip_norm < 0:
+            raise ValueError(f"clip_norm must be >= 0, got {self.clip_norm}.")
         if self.training_minutes < 0:
             raise ValueError(f"training_minutes must be >= 0, got {self.training_minutes}.")
 
@@ -145,14 +148,18 @@ class DiffusionConfig(Presets):
         whose pyramid spans the clip (receptive field 10,917 samples), the word told over
         time (40 frames), audio scaled by 10, and 20 minutes of training on a 2-core CPU
         (about 9,000 steps; ``epochs`` is only a ceiling), sampled with DDPM's 200 steps
-        and guidance 3. Measured with ``benchmarks/speaks.py --minutes 20 --model
-        diffusion``: 38% of the clips heard as the word asked for (chance 10%)."""
+        and guidance 3, gradients clipped to norm 1 (the U-Net's scaled features
+        diverged to NaN within 20 minutes without it). Measured with
+        ``benchmarks/speaks.py --minutes 20 --model diffusion``: 38% of the clips heard
+        as the word asked for (chance 10%), before the U-Net's blocks were told the word
+        by a scale as well as a shift."""
         return cls.quick().replace(
             denoiser="unet",
             unet_channels=(16, 32, 32, 64, 64, 64),
             label_frames=40,
             audio_scale=10.0,
             epochs=2000,
+            clip_norm=1.0,
             training_minutes=20.0,
             sampler="ddpm",
             ddim_steps=200,

@@ -148,7 +148,7 @@ class DiffusionConfig(Presets):
         whose pyramid spans the clip (receptive field 10,917 samples), the word told over
         time (40 frames), audio scaled by 10, and 20 minutes of training on a 2-core CPU
         (about 9,000 steps; ``epochs`` is only a ceiling), sampled with DDPM's 200 steps
-        and guidance 3, gradients clipped to norm 1 (the U-Net's scaled features
+        and guidance 6, gradients clipped to norm 1 (the U-Net's scaled features
         diverged to NaN within 20 minutes without it). Measured with
         ``benchmarks/speaks.py --minutes 20 --model diffusion --set guidance=6`` (on one
         of the two cores): 62% of 40 clips heard as the word asked for (chance 10%, real
@@ -163,7 +163,7 @@ class DiffusionConfig(Presets):
             training_minutes=20.0,
             sampler="ddpm",
             ddim_steps=200,
-            guidance=3.0,
+            guidance=6.0,
         )
 
     @property

@@ -140,15 +140,19 @@ class TimeBudget(keras.callbacks.Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.seconds = 60.0 * minutes
         self.clock = clock
+        self._spent = 0.0
         self._epoch_started = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._spent = training_seconds(self.path.parent)  # earlier sessions', read once
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        spent = training_seconds(self.path.parent) + self.clock() - self._epoch_started
-        self.path.write_text(json.dumps({"seconds": spent}))
-        if spent >= self.seconds:
+        self._spent += self.clock() - self._epoch_started
+        self.path.write_text(json.dumps({"seconds": self._spent}))
+        if self._spent >= self.seconds:
             self.model.stop_training = True
 
 

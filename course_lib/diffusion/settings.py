@@ -147,7 +147,7 @@ class DiffusionConfig(Presets):
         """Quick mode's 4 kHz digits, with a denoiser that can learn a word: a 1-D U-Net
         whose pyramid spans the clip (receptive field 10,917 samples), the word told over
         time (40 frames), audio scaled by 10, and 20 minutes of training on a 2-core CPU
-        (about 9,000 steps; ``epochs`` is only a ceiling), sampled with DDPM's 200 steps
+        (``epochs`` is only a ceiling), sampled with DDPM's 200 steps
         and guidance 6, gradients clipped to norm 1 (the U-Net's scaled features
         diverged to NaN within 20 minutes without it). Measured with
         ``benchmarks/speaks.py --minutes 20 --model diffusion --set guidance=6`` (on one

@@ -427,8 +427,13 @@ class AudioSamplesAtEpochEnd(keras.callbacks.Callback):
         generate: ``generate(model) -> array [clips, samples]`` or ``[clips, samples, 1]``.
         sample_rate: the clips' rate in Hz.
         folder: where ``epoch_{n:03d}_{i}.wav`` files go (None: write nothing).
-        every: generate every this many epochs (and always after the last).
+        every: generate every this many epochs (and always after the last, and after an
+            epoch at which a callback stopped training, e.g. :class:`TimeBudget`).
+        every_minutes: also generate once this many minutes of wall-clock time have
+            passed since the last samples (0: count epochs only), for trainings that
+            stop on a budget long before their ``epochs``.
         show: display a waveform plot and players when running under IPython.
+        clock: the time source (``time.perf_counter``; tests pass a fake one).
 
     Attributes:
         history: ``(epoch, clips)`` pairs generated so far.
@@ -441,20 +446,40 @@ class AudioSamplesAtEpochEnd(keras.callbacks.Callback):
         folder: str | Path | None = None,
         every: int = 1,
         show: bool = True,
+        every_minutes: float = 0.0,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         super().__init__()
-        if every < 1:
-            raise ValueError(f"every must be at least 1, got {every}.")
+        if every < 1 or every_minutes < 0:
+            raise ValueError(
+                f"every must be at least 1 and every_minutes >= 0, got {every} and {every_minutes}."
+            )
         self.generate = generate
         self.sample_rate = sample_rate
         self.folder = None if folder is None else Path(folder)
         self.every = every
+        self.every_minutes = every_minutes
         self.show = show
+        self.clock = clock
         self.history: list[tuple[int, np.ndarray]] = []
+        self._sampled_at = clock()
+
+    def on_train_begin(self, logs=None):
+        self._sampled_at = self.clock()
+
+    def _due(self, epoch: int, logs) -> bool:
+        last_epoch = self.params.get("epochs", epoch + 1) - 1 if self.params else epoch
+        if (epoch + 1) % self.every == 0 or epoch == last_epoch:
+            return True
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            return False  # a diverged model makes no samples worth hearing
+        stopped = self.model is not None and self.model.stop_training
+        minutes = (self.clock() - self._sampled_at) / 60
+        return stopped or (self.every_minutes > 0 and minutes >= self.every_minutes)
 
     def on_epoch_end(self, epoch, logs=None):
-        last_epoch = self.params.get("epochs", epoch + 1) - 1 if self.params else epoch
-        if (epoch + 1) % self.every and epoch != last_epoch:
+        if not self._due(epoch, logs):
             return
         clips = np.asarray(self.generate(self.model), np.float32)
         clips = clips.reshape(clips.shape[0], -1)  # [c, n, 1] -> [c, n]
@@ -473,6 +498,7 @@ class AudioSamplesAtEpochEnd(keras.callbacks.Callback):
 
             print(f"samples after epoch {epoch + 1}:")
             display(audio.audio_grid(list(clips), self.sample_rate))
+        self._sampled_at = self.clock()  # the minutes count training, not generating
 
 
 def _in_ipython() -> bool:

@@ -171,6 +171,37 @@ def test_audio_samples_written_every_n_epochs_and_at_the_end(tmp_path):
         training.AudioSamplesAtEpochEnd(generate, rate, every=0)
 
 
+def test_audio_samples_follow_the_clock_and_a_stop_on_a_budget():
+    x, y = _data()
+    now = [0.0]
+
+    def tick(epoch, logs):
+        now[0] += 40.0  # every epoch takes 40 s of the fake clock
+        if epoch == 6:
+            model.stop_training = True  # as TimeBudget does, before the samples callback
+
+    def generate(_):
+        now[0] += 1000.0  # generating is not training: it must not count
+        return np.zeros((1, 8))
+
+    model = _regression_model()
+    callback = training.AudioSamplesAtEpochEnd(
+        generate, 8000, every=100, every_minutes=1.5, show=False, clock=lambda: now[0]
+    )
+    model.fit(
+        x,
+        y,
+        epochs=50,
+        verbose=0,
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=tick), callback],
+    )
+    # 40, 80 s: not yet; 120 s at epoch 3 (index 2); then 120 s again at index 5; the
+    # stop at index 6 samples the last epoch trained.
+    assert [epoch for epoch, _ in callback.history] == [2, 5, 6]
+    with pytest.raises(ValueError, match="every_minutes >= 0"):
+        training.AudioSamplesAtEpochEnd(generate, 8000, every_minutes=-1)
+
+
 def test_resumable_fit_returns_every_epoch_and_finishes_at_once_when_done(tmp_path):
     x, y = _data()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)

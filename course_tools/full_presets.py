@@ -12,8 +12,9 @@ The five presets of :data:`BUILDERS`:
 
 - ``judge``: ``judge.build_judge_model`` on 1 s of 16 kHz, 10 classes (SC09's digits),
   compiled as ``judge.train_judge`` compiles it; batch ``(audio [b, n, 1], labels [b])``.
-- ``diffusion``: ``diffusion.build_diffusion_model`` (DiffWave 64 x 30, 1 s at 16 kHz),
-  conditioned on 10 classes as in notebook 03; batch ``(audio [b, n, 1], labels)``.
+- ``diffusion``: ``diffusion.build_diffusion_model`` (the 1-D U-Net of 32 to 256
+  channels, 1 s at 16 kHz), conditioned on 10 words over time as in notebook 03; batch
+  ``(audio [b, n, 1], labels)``.
 - ``vae``: ``vae.build_vae`` (spectrogram VAE on 1 s SC09 clips, or the waveform VAE
   with ``waveform=True``); batch ``(audio [b, n, 1], labels)`` (the labels are ignored).
 - ``vq_vae``: ``vq.build_vq_vae`` on the spectrogram images of 4 s NSynth notes made by
@@ -92,7 +93,7 @@ def judge(batch_size: int) -> Built:
 
 
 def diffusion(batch_size: int) -> Built:
-    """The class-conditioned DiffWave of notebook 03 (``DiffusionConfig.full()``)."""
+    """The word-conditioned U-Net denoiser of notebook 03 (``DiffusionConfig.full()``)."""
     from course_lib import config
     from course_lib import diffusion as diffusion_lib
 

@@ -756,8 +756,16 @@ def test_generate_checks_its_arguments(tone_model):
 # ----------------------------------------------------------------------------- settings
 
 
-def test_presets_scale_diffwave_and_check_their_values():
+def test_presets_check_their_values_and_the_full_one_spans_what_a_word_needs():
     full, quick = DiffusionConfig.full(), DiffusionConfig.quick()
+    # full: the laptop preset's fixes at Colab's size (the laptop's U-Net and word over
+    # time learned the words; quick's DiffWave stack of 29 samples did not)
+    laptop = DiffusionConfig.laptop()
+    for name in ("denoiser", "label_frames", "audio_scale", "clip_norm", "guidance"):
+        assert getattr(full, name) == getattr(laptop, name), name
+    assert full.unet_channels == (32, 64, 64, 128, 128, 256)
+    assert full.receptive_field == 10917 > 0.6 * full.sample_rate
+    assert full.replace(denoiser="diffwave").receptive_field == 1 + 2 * 3 * 1023
     assert (full.residual_channels, full.residual_layers, full.dilation_cycle) == (64, 30, 10)
     assert (full.schedule, full.diffusion_steps, full.beta_start, full.beta_end) == (
         "linear",
@@ -766,8 +774,9 @@ def test_presets_scale_diffwave_and_check_their_values():
         0.02,
     )
     assert (full.learning_rate, full.p_uncond, full.ddim_steps) == (2e-4, 0.1, 50)
-    assert full.clip_samples == 16000 and full.receptive_field == 1 + 2 * 3 * 1023
+    assert full.clip_samples == 16000
     assert (quick.residual_channels, quick.residual_layers, quick.dilation_cycle) == (16, 6, 3)
+    assert (quick.denoiser, quick.label_frames, quick.receptive_field) == ("diffwave", 0, 29)
     assert quick.sample_rate == 4000
     assert DiffusionConfig.from_dict({**quick.to_dict(), "unknown": 1}) == quick
     with pytest.raises(ValueError, match="ddim_steps"):

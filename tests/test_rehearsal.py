@@ -20,9 +20,9 @@ DDIM steps (2), the Griffin-Lim iterations (2) and the WaveNet samples generated
   ``judging.train_judge`` compiles it, with ``jit_compile=True`` (what "auto" picks on a
   GPU). The judge generates nothing: its "generation" is scoring (``Judge.features``:
   embeddings and class probabilities of the batch).
-- diffusion: ``diffusion.build_diffusion_model`` (DiffWave 64 x 30, 1 s at 16 kHz,
-  conditioned on 10 classes as in notebook 03), ``jit_compile=True``; DDIM, 2 steps, one
-  guided clip.
+- diffusion: ``diffusion.build_diffusion_model`` (the 1-D U-Net of 32 to 256
+  channels, 1 s at 16 kHz, conditioned on 10 words over time as in notebook 03),
+  ``jit_compile=True``; DDIM, 2 steps, one guided clip.
 - VAE: ``vae.build_vae`` (spectrogram VAE, 128 x 256 images of 1 s at 16 kHz),
   ``jit_compile=True``; one prior sample, 2 Griffin-Lim iterations.
 - VQ-VAE: ``vq.build_vq_vae`` on the full 512 x 256 spectrogram images of 4 s NSynth
@@ -51,10 +51,10 @@ notebooks' ``accelerator.prepare`` picks float32 without one).
 
 Time: about 4 to 5 minutes on two CPU cores (measured: 222 to 277 s; twice that when
 other jobs share the cores), nearly all of it in the first ``fit`` call of diffusion
-(~110 s alone) and WaveNet (~60 s alone): Keras tracing the training step of 30
-residual layers in Python and XLA compiling it. The step itself takes 3 to 7 s, so a
-batch of 1 would not make the file faster; XLA adds about 55 s (diffusion) and 30 s
-(WaveNet) of compilation on the CPU, and works for every case. Diffusion runs beside
+(~65 s alone for the U-Net, 63 s of it the first step; DiffWave's 30 layers took ~110 s)
+and WaveNet (~60 s alone): Keras tracing the training step in Python and XLA compiling
+it. The step itself takes 3 to 7 s, so a batch of 1 would not make the file faster; XLA
+adds about 30 s (WaveNet) of compilation on the CPU, and works for every case. Diffusion runs beside
 WaveNet, then the three short cases, so the two workers finish at about the same time;
 a lower XLA CPU backend optimization level saved under 10%.
 """
@@ -173,12 +173,12 @@ def _cases() -> dict[str, Case]:
     vq_cfg = vq.VQConfig.full()
     wavenet_cfg = wavenet.WaveNetConfig.full()
     wavenet_inputs = wavenet_cfg.receptive_field + wavenet_cfg.target_length - 1
-    # Budgets: about 1.4 x the peak measured at batch 2 (judge 1.1 GB, diffusion 3.4 GB,
+    # Budgets: about 1.4 x the peak measured at batch 2 (judge 1.1 GB, diffusion 1.7 GB,
     # VAE 1.3 GB, VQ-VAE 1.5 GB, WaveNet 3.8 GB, TensorFlow's 0.8 GB included), so noise
     # does not fail them, and far enough below Colab's 12.7 GB to leave room for the
     # preset's larger batch and the notebook's data.
     return {
-        "diffusion": Case(4800, (BATCH, diffusion_clip, 1), (1, diffusion_clip, 1), _ddim_guided),
+        "diffusion": Case(2400, (BATCH, diffusion_clip, 1), (1, diffusion_clip, 1), _ddim_guided),
         "wavenet": Case(5300, (BATCH, wavenet_inputs), (1, WAVENET_SAMPLES), _wavenet_fast),
         "vae": Case(1800, (BATCH, vae_clip, 1), (1, vae_clip), _vae_prior_sample),
         "vq_vae": Case(

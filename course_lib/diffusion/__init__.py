@@ -1,4 +1,5 @@
-"""Diffusion on waveforms: DDPM training and DDPM/DDIM sampling of a DiffWave network.
+"""Diffusion on waveforms: DDPM training and DDPM/DDIM sampling of a DiffWave or a 1-D
+U-Net denoiser.
 
 - ``schedules``: :class:`NoiseSchedule` (linear, Ho et al. 2020; cosine, Nichol &
   Dhariwal 2021), plain numpy;
@@ -9,7 +10,7 @@
 - ``unet``: :class:`UNetDenoiser`, a 1-D U-Net whose pyramid spans the whole clip;
 - ``model``: :class:`DiffusionModel` (``fit``, EMA weights, classifier-free guidance,
   ``generate``) and :func:`build_diffusion_model`;
-- ``settings``: :class:`DiffusionConfig` (full and quick presets).
+- ``settings``: :class:`DiffusionConfig` (full, quick and laptop presets).
 
 Exports: imported here eagerly and listed in ``__all__``, so Keras knows them on import.
 

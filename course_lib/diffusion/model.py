@@ -37,7 +37,7 @@ from course_lib.diffusion.unet import UNetDenoiser
 
 @keras.saving.register_keras_serializable(package="course_lib")
 class DiffusionModel(keras.Model):
-    """A DiffWave denoiser trained as a DDPM, with EMA weights and guided sampling.
+    """A DiffWave or U-Net denoiser trained as a DDPM, with EMA weights and guided sampling.
 
     ``fit`` takes batches ``(audio [b, n, 1], labels [b])`` as made by
     ``course_lib.data.load_split`` (or audio alone for an unconditional model; the

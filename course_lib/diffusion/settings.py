@@ -38,20 +38,26 @@ def unet_receptive_field(strides: Sequence[int], blocks_per_level: int = 1) -> i
 class DiffusionConfig(Presets):
     """Settings of the diffusion notebook (``DiffusionConfig.for_mode()``).
 
-    The full preset is DiffWave's unconditional SC09 model (Kong et al. 2021, sec. 5.2:
-    256 residual channels, 36 layers, dilation cycle 12, T = 200 steps with betas
-    linear from 1e-4 to 0.02, Adam at 2e-4) scaled to a Colab T4: 64 channels, 30
-    layers, cycle 10 (receptive field 1 + 2 * 3 * 1023 = 6,139 samples, 0.38 s), batch
-    8, 15 epochs. With T = 200 and that beta range alpha_bar_T = 0.13: x_T keeps 36% of
-    the signal, which sampling from pure noise ignores, as DiffWave does; speech is quiet
-    enough for this to matter little. Training time is an estimate, not a measurement: a
-    step on 8 one-second clips is ~0.8 TFLOP (forward and backward), 0.15-0.25 s on a
-    T4, and SC09's ~31,000 training clips make ~3,900 steps per epoch, so 15 epochs
-    (~58,000 steps) take 2.5-4 hours; DiffWave itself trained for 1M steps on 8 GPUs.
+    The full preset (the defaults) trains DiffWave's SC09 recipe (Kong et al. 2021, sec.
+    5.2: T = 200 steps with betas linear from 1e-4 to 0.02, Adam at 2e-4) on a denoiser
+    that can learn a word, the fixes the laptop preset measured (:meth:`laptop`) at
+    Colab's size: a 1-D U-Net (``unet.UNetDenoiser``, 32 to 256 channels, strides 4,
+    receptive field 10,917 samples, 0.68 s at 16 kHz, where DiffWave's stack scaled to a
+    T4 sees 0.38 s), the word told over time (40 frames) and by FiLM in every block,
+    audio scaled by 10, gradients clipped to norm 1, batch 8, 30 epochs (about 117,000
+    steps on SC09's 31,158 training clips; a step costs 53 GFLOP, a fifteenth of the
+    T4-sized DiffWave stack's), DDIM with 50 steps and guidance 6. Its
+    T4 time is estimated from FLOPs by ``benchmarks/t4_times.py``; nothing measured it
+    on a GPU yet. DiffWave's dilated stack stays one setting away
+    (``denoiser="diffwave"``: 64 channels, 30 layers, cycle 10, 1 + 2 * 3 * 1023 = 6,139
+    samples) for the comparison. With T = 200 and that beta range
+    alpha_bar_T = 0.13: x_T keeps 36% of the signal, which sampling from pure noise
+    ignores, as DiffWave does.
 
-    The quick preset (CPU, CI) is tiny: 4 kHz, 16 channels, 6 layers, cycle 3, batch 16,
-    10 epochs (~240 steps on the fixtures' ~380 SC09 training clips, ~0.2 s each), so a
-    notebook trains for about a minute on 2 CPU cores. Its T = 200 betas rise to 0.05
+    The quick preset (CPU, CI) is DiffWave's stack at its smallest: 4 kHz, 16 channels,
+    6 layers, cycle 3 (a receptive field of 29 samples: it cannot learn a word), batch
+    16, 10 epochs (~240 steps on the fixtures' ~380 SC09 training clips, ~0.2 s each), so
+    a notebook trains for about a minute on 2 CPU cores. Its T = 200 betas rise to 0.05
     (as DiffWave's T = 50 vocoder schedule does), so alpha_bar_T = 0.006 and a weakly
     trained model starts its sampling from what it was trained on.
     """
@@ -65,8 +71,8 @@ class DiffusionConfig(Presets):
     residual_layers: int = 30
     dilation_cycle: int = 10
     label_dim: int = 128  # size of the class embedding (class-conditioned models)
-    label_frames: int = 0  # frames of the word-over-time embedding (0: one vector per clip)
-    denoiser: str = "diffwave"  # "diffwave" (dilated stack) or "unet" (resolution pyramid)
+    label_frames: int = 40  # frames of the word-over-time embedding (0: one vector per clip)
+    denoiser: str = "unet"  # "unet" (resolution pyramid) or "diffwave" (dilated stack)
     unet_channels: tuple[int, ...] = (32, 64, 64, 128, 128, 256)  # one per level + bottom
     unet_strides: tuple[int, ...] = (4, 4, 4, 4, 4)
     # diffusion
@@ -75,21 +81,21 @@ class DiffusionConfig(Presets):
     beta_start: float = 1e-4  # linear schedule only
     beta_end: float = 0.02
     prediction: str = "eps"  # the network predicts "eps" (Ho et al.) or "v" (Salimans & Ho)
-    audio_scale: float = 1.0  # the model diffuses audio_scale * audio (see DiffusionModel)
+    audio_scale: float = 10.0  # the model diffuses audio_scale * audio (see DiffusionModel)
     min_snr_gamma: float = 0.0  # > 0: Min-SNR-gamma loss weights (Hang et al. 2023); 0: off
     # training
-    epochs: int = 15
+    epochs: int = 30
     batch_size: int = 8
     learning_rate: float = 2e-4
     ema_decay: float = 0.999
     p_uncond: float = 0.1  # label dropout for classifier-free guidance
-    clip_norm: float = 0.0  # > 0: gradients rescaled to at most this global norm
+    clip_norm: float = 1.0  # > 0: gradients rescaled to at most this global norm
     training_minutes: float = 0.0  # > 0: stop once training took this long (all sessions)
     # sampling (not part of tag(): changing them reuses the trained model)
     sampler: str = not_training("ddim")
     ddim_steps: int = not_training(50)
     eta: float = not_training(0.0)
-    guidance: float = not_training(2.0)
+    guidance: float = not_training(6.0)
     # scoring: generated clips per sampler scored by the judge (and real clips compared)
     score_clips: int = not_training(1000)
 
@@ -127,10 +133,12 @@ class DiffusionConfig(Presets):
     def quick(cls) -> Self:
         return cls(
             sample_rate=4000,
+            denoiser="diffwave",
             residual_channels=16,
             residual_layers=6,
             dilation_cycle=3,
             label_dim=16,
+            label_frames=0,
             schedule="linear",
             diffusion_steps=200,
             beta_end=0.05,
@@ -138,7 +146,10 @@ class DiffusionConfig(Presets):
             batch_size=16,
             learning_rate=1e-3,
             ema_decay=0.99,
+            audio_scale=1.0,
+            clip_norm=0.0,
             ddim_steps=25,
+            guidance=2.0,
             score_clips=20,
         )
 

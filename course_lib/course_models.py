@@ -129,6 +129,7 @@ def vq_vae_with_prior(
         cfg.epochs,
         callbacks,
         verbose=verbose,
+        minutes=cfg.training_minutes,
     )
     in_file_order = vq.spectrogram_dataset(folder, "train", cfg.spec, cfg.batch_size, shuffle=False)
     trained.extras["naive_bayes"] = inpainting.CodeNaiveBayes(

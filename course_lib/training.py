@@ -189,6 +189,8 @@ def resumable_fit(
     folder: str | Path,
     epochs: int,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    *,
+    minutes: float = 0.0,
     **fit_options,
 ) -> dict[str, list[float]]:
     """``model.fit`` with :func:`resumable_callbacks`, returning the history of every epoch.
@@ -199,6 +201,8 @@ def resumable_fit(
         folder: where the backup and the history log live.
         epochs: total epochs, counting those of earlier sessions.
         callbacks: more callbacks (after the backup and the log).
+        minutes: a wall-clock budget over all sessions (:class:`TimeBudget`; 0: none):
+            once spent, a rerun only restores (:func:`epochs_to_fit`).
         **fit_options: passed to ``fit`` (``validation_data``, ``batch_size``, ``verbose``, ...).
 
     Returns:
@@ -206,7 +210,12 @@ def resumable_fit(
     """
     if hasattr(x, "element_spec"):  # a tf.data.Dataset shuffles itself
         fit_options.setdefault("shuffle", False)
-    model.fit(x, epochs=epochs, callbacks=[*resumable_callbacks(folder), *callbacks], **fit_options)
+    model.fit(
+        x,
+        epochs=epochs_to_fit(folder, epochs, minutes),
+        callbacks=[*resumable_callbacks(folder, minutes), *callbacks],
+        **fit_options,
+    )
     return read_history(folder)
 
 

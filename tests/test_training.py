@@ -226,6 +226,22 @@ def test_resumable_fit_returns_every_epoch_and_finishes_at_once_when_done(tmp_pa
         np.testing.assert_allclose(restored, expected)
 
 
+def test_resumable_fit_stops_on_its_budget_and_a_rerun_only_restores(tmp_path):
+    x, y = _data()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = _regression_model()
+    # a budget far shorter than one epoch: the first epoch spends it, training stops there
+    history = training.resumable_fit(model, dataset, tmp_path, 50, minutes=1e-6, verbose=0)
+    assert len(history["loss"]) == 1 and training.training_seconds(tmp_path) > 0
+    ran = []
+    counter = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: ran.append(e))
+    again = _regression_model()
+    assert training.resumable_fit(again, dataset, tmp_path, 50, [counter], minutes=1e-6) == history
+    assert ran == []  # spent: nothing trains
+    for expected, restored in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_allclose(restored, expected)
+
+
 def test_read_history_keeps_the_last_record_of_a_redone_epoch(tmp_path):
     lines = [
         '{"epoch": 0, "loss": 3.0}',

@@ -242,14 +242,30 @@ def test_vq_vae_shapes_and_errors():
 
 
 def test_config_presets_fit_the_downsampling():
-    for cfg in (VQConfig.full(), VQConfig.quick()):
+    speech = VQConfig.laptop().replace(dataset="speech", clip_seconds=1.0)  # notebook 07's
+    for cfg in (VQConfig.full(), VQConfig.quick(), VQConfig.laptop(), speech):
         frames, bins = cfg.image_shape
         factor = 2**cfg.downsampling_blocks
         assert frames % factor == 0 and bins % factor == 0
     assert VQConfig.quick().codebook_size == 32 and VQConfig.full().codebook_size == 64
     assert VQConfig.full().commitment_beta == 0.25
+    # the laptop preset: quick's data and rate, a code per 4 x 4 cells, a 20-minute budget
+    laptop, quick = VQConfig.laptop(), VQConfig.quick()
+    assert (laptop.sample_rate, laptop.spec, laptop.image_shape) == (
+        quick.sample_rate,
+        quick.spec,
+        quick.image_shape,
+    )
+    assert (laptop.downsampling_blocks, laptop.codebook_size, laptop.training_minutes) == (
+        2,
+        64,
+        20.0,
+    )
+    assert quick.training_minutes == 0.0 and VQConfig.for_mode("laptop") == laptop
     with pytest.raises(ValueError, match="dataset must be one of"):
         VQConfig(dataset="gtzan")
+    with pytest.raises(ValueError, match="training_minutes must be >= 0"):
+        VQConfig(training_minutes=-1.0)
 
 
 # ----------------------------------------------------------------------------- data

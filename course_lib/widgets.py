@@ -165,7 +165,8 @@ def generation_panel(
         labels: the class names, in label order.
         sample_rate: the clips' rate in Hz.
         max_steps: the largest number of steps offered.
-        steps, guidance: the starting values.
+        steps, guidance: the starting values (the guidance slider reaches at least twice
+            ``guidance``, and 8).
 
     Returns:
         An ``ipywidgets.VBox``; its ``generate_clip()`` runs the button's handler and
@@ -181,7 +182,9 @@ def generation_panel(
     step_count = widgets.IntSlider(
         value=min(steps, max_steps), min=1, max=max_steps, description="steps"
     )
-    weight = widgets.FloatSlider(value=guidance, min=0.0, max=5.0, step=0.5, description="guidance")
+    weight = widgets.FloatSlider(  # room above the preset's weight (6 in laptop and full)
+        value=guidance, min=0.0, max=max(8.0, 2 * guidance), step=0.5, description="guidance"
+    )
     seed = widgets.IntText(value=0, description="seed")
     button = widgets.Button(description="generate", button_style="primary")
     output = widgets.Output()

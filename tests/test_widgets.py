@@ -86,3 +86,7 @@ def test_generation_panel_passes_the_chosen_settings_to_the_generator():
     assert calls == [(2, 20, 2.5, 7)]
     np.testing.assert_allclose(panel.last_clip, np.full(400, 0.2, np.float32))
     assert steps.max == 200 and steps.value == 20
+    assert guidance.max == 8.0
+    # a preset's weight sits inside the slider, not clamped to its end
+    strong = widgets.generation_panel(generate, ["zero"], 4000, max_steps=10, guidance=6.0)
+    assert strong.children[1].children[0].value == 6.0

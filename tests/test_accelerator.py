@@ -186,11 +186,15 @@ def test_without_a_gpu_the_remapper_is_off_and_its_error_line_gone(tmp_path):
         runs[how] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     for done in runs.values():
         assert done.returncode == 0, done.stderr[-2000:]
-    # The line the test is about: TensorFlow 2.20 (Colab's) prints it; 2.21 no longer does.
-    shows_the_line = "remapper failed" in runs["as is"].stderr
-    assert shows_the_line or not tf.__version__.startswith("2.20."), tf.__version__
+    # Whatever the CPU, the prepared run never prints the line and switches the remapper off.
     assert "remapper failed" not in runs["prepared"].stderr
     assert runs["prepared"].stdout.strip() == "switched off: True"
+    # The line the test is about: TensorFlow 2.20 (Colab's) prints it on CPUs whose fused
+    # kernels the remapper tries (seen on CI's machines); 2.21 no longer does. On a CPU
+    # where even 2.20 does not print it (seen on an AVX2 machine without AVX-512), there is
+    # no line to remove: a reported skip, not a pass.
+    if "remapper failed" not in runs["as is"].stderr and tf.__version__.startswith("2.20."):
+        pytest.skip(f"TensorFlow {tf.__version__} printed no remapper line on this CPU")
 
 
 def test_with_a_gpu_the_remapper_stays_on(gpus):

@@ -208,15 +208,21 @@ def resumable_fit(
     Returns:
         ``{"loss": [...], ...}`` for every epoch trained in this folder.
     """
-    if hasattr(x, "element_spec"):  # a tf.data.Dataset shuffles itself
-        fit_options.setdefault("shuffle", False)
     model.fit(
         x,
         epochs=epochs_to_fit(folder, epochs, minutes),
         callbacks=[*resumable_callbacks(folder, minutes), *callbacks],
-        **fit_options,
+        **_fit_options_for(x, fit_options),
     )
     return read_history(folder)
+
+
+def _fit_options_for(data, fit_options: dict[str, Any]) -> dict[str, Any]:
+    """``fit_options`` with ``shuffle=False`` for a ``tf.data.Dataset`` (which shuffles
+    itself), unless the caller chose."""
+    if hasattr(data, "element_spec"):
+        return {"shuffle": False, **fit_options}
+    return fit_options
 
 
 @contextlib.contextmanager
@@ -342,15 +348,16 @@ def train_or_restore(
     if minutes > 0 and not backup:
         raise ValueError("a time budget needs backup=True: it is counted in the folder.")
     if backup:
-        callbacks = [*resumable_callbacks(folder, minutes), *callbacks]
-        epochs = epochs_to_fit(folder, epochs, minutes)
-        left = epochs - epochs_done(folder)
-    else:
-        left = epochs
-    if hasattr(data, "element_spec"):  # a tf.data.Dataset shuffles itself
-        fit_options.setdefault("shuffle", False)
-    with log_energy(folder, measure=left > 0):
-        model.fit(data, epochs=epochs, callbacks=list(callbacks), **fit_options)
+        left = epochs_to_fit(folder, epochs, minutes) - epochs_done(folder)
+        with log_energy(folder, measure=left > 0):
+            history = resumable_fit(
+                model, data, folder, epochs, callbacks, minutes=minutes, **fit_options
+            )
+        return Trained(model, history, read_energy(folder), folder)
+    with log_energy(folder, measure=epochs > 0):
+        model.fit(
+            data, epochs=epochs, callbacks=list(callbacks), **_fit_options_for(data, fit_options)
+        )
     return Trained(model, read_history(folder), read_energy(folder), folder)
 
 

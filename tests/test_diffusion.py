@@ -420,6 +420,32 @@ def test_unet_keeps_the_clip_length_starts_at_zero_and_is_told_step_and_word():
         UNetDenoiser((8, 8), strides=(4, 5))
     with pytest.raises(ValueError, match="strides >= 2"):
         UNetDenoiser((8, 8), strides=(1,))
+    with pytest.raises(ValueError, match="patch must be >= 1"):
+        UNetDenoiser((8, 8), strides=(4,), patch=0)
+
+
+def test_a_patched_unet_reads_and_writes_patches_of_the_clip():
+    """With patch p the clip enters as [b, n / p, p] and leaves the same way: the length
+    is kept (padded to a multiple of p prod(strides), cut back), and the reach of one
+    sample grows p-fold, within the receptive field."""
+    keras.utils.set_random_seed(0)
+    patched = UNetDenoiser((4, 4, 4), strides=(2, 3), embedding_dim=8, patch=4)
+    patched.build()
+    assert patched.multiple == 24 and patched.output_projection.kernel.shape == (4, 4)
+    steps = tf.constant([7, 3])
+    for samples in (400, 97, 5):
+        x = RNG.standard_normal((2, samples, 1)).astype(np.float32)
+        assert patched(x, steps).shape == (2, samples, 1)
+    _as_if_trained(patched)
+    assert patched.receptive_field == 4 * unet_receptive_field((2, 3))
+    assert patched.receptive_field == unet_receptive_field((2, 3), patch=4)
+    reached = _reach(patched, 1200, bumped_at=600)
+    width = reached.max() - reached.min() + 1
+    assert patched.receptive_field // 2 < width <= patched.receptive_field
+    # A sample moves the outputs of its whole patch: 600 sits in the patch 600..603.
+    assert set(range(600, 604)) <= set(reached.tolist())
+    config = DiffusionConfig.laptop().replace(unet_patch=4)
+    assert config.receptive_field == 4 * DiffusionConfig.laptop().receptive_field
 
 
 def _conv3_same(x, kernel, bias):  # x [n, C_in], kernel [3, C_in, C_out]: 'same' padding
@@ -600,7 +626,7 @@ def test_a_word_over_time_model_saves_and_reloads_with_its_settings(tmp_path):
 def test_a_unet_velocity_model_saves_and_reloads_with_its_settings(tmp_path):
     keras.utils.set_random_seed(0)
     config = _tiny_config(denoiser="unet", unet_channels=(4, 8), unet_strides=(4,))
-    config = config.replace(prediction="v", audio_scale=3.0)
+    config = config.replace(prediction="v", audio_scale=3.0, unet_patch=2)
     model = build_diffusion_model(config, num_classes=2, clip_samples=256)
     model.fit(_audio_batches(), epochs=1, steps_per_epoch=2, verbose=0)
     path = tmp_path / "unet.keras"
@@ -608,6 +634,7 @@ def test_a_unet_velocity_model_saves_and_reloads_with_its_settings(tmp_path):
     reloaded = keras.saving.load_model(path)
     assert isinstance(reloaded.denoiser, UNetDenoiser)
     assert (reloaded.prediction, reloaded.audio_scale, reloaded.unet_strides) == ("v", 3.0, (4,))
+    assert reloaded.denoiser.patch == 2 and reloaded.denoiser.multiple == 8
     options = {"steps": 4, "label": [0, 1], "seed": 5, "progress": False}
     np.testing.assert_array_equal(reloaded.generate(2, **options), model.generate(2, **options))
     assert DiffusionConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -615,6 +642,8 @@ def test_a_unet_velocity_model_saves_and_reloads_with_its_settings(tmp_path):
         DiffusionConfig.quick().replace(denoiser="transformer")
     with pytest.raises(ValueError, match="prediction must be one of"):
         DiffusionConfig.quick().replace(prediction="x0")
+    with pytest.raises(ValueError, match="unet_patch must be >= 1"):
+        DiffusionConfig.quick().replace(unet_patch=0)
 
 
 def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):

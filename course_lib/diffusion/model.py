@@ -64,7 +64,8 @@ class DiffusionModel(keras.Model):
         seed: seed of the training draws (t, noise, label dropout).
         denoiser: ``"diffwave"`` (:class:`DiffWaveDenoiser`) or ``"unet"``
             (:class:`~course_lib.diffusion.unet.UNetDenoiser`).
-        unet_channels, unet_strides: the U-Net's widths and strides.
+        unet_channels, unet_strides, unet_patch: the U-Net's widths, strides and samples
+            per top-level position.
         prediction: what the network predicts, ``"eps"`` (Ho et al. 2020) or ``"v"``
             (Salimans & Ho 2022, converted to eps for sampling).
         audio_scale: the model diffuses ``audio_scale * audio`` and divides what it
@@ -100,6 +101,7 @@ class DiffusionModel(keras.Model):
         denoiser: str = "diffwave",
         unet_channels: Sequence[int] = (32, 64, 64, 128, 128, 256),
         unet_strides: Sequence[int] = (4, 4, 4, 4, 4),
+        unet_patch: int = 1,
         prediction: str = "eps",
         audio_scale: float = 1.0,
         min_snr_gamma: float = 0.0,
@@ -135,6 +137,7 @@ class DiffusionModel(keras.Model):
         self.denoiser_name = denoiser
         self.unet_channels = tuple(int(width) for width in unet_channels)
         self.unet_strides = tuple(int(stride) for stride in unet_strides)
+        self.unet_patch = int(unet_patch)
         self.prediction = prediction
         self.audio_scale = float(audio_scale)
         if min_snr_gamma < 0:
@@ -167,6 +170,7 @@ class DiffusionModel(keras.Model):
                 {
                     "channels": self.unet_channels,
                     "strides": self.unet_strides,
+                    "patch": self.unet_patch,
                     "num_classes": num_classes,
                     "label_frames": label_frames,
                 },
@@ -455,6 +459,7 @@ class DiffusionModel(keras.Model):
             "denoiser": self.denoiser_name,
             "unet_channels": list(self.unet_channels),
             "unet_strides": list(self.unet_strides),
+            "unet_patch": self.unet_patch,
             "prediction": self.prediction,
             "audio_scale": self.audio_scale,
             "min_snr_gamma": self.min_snr_gamma,
@@ -498,6 +503,7 @@ def build_diffusion_model(
         denoiser=config.denoiser,
         unet_channels=config.unet_channels,
         unet_strides=config.unet_strides,
+        unet_patch=config.unet_patch,
         prediction=config.prediction,
         audio_scale=config.audio_scale,
         min_snr_gamma=config.min_snr_gamma,

@@ -17,7 +17,7 @@ DENOISERS: tuple[str, ...] = ("diffwave", "unet")
 PREDICTIONS: tuple[str, ...] = ("eps", "v")
 
 
-def unet_receptive_field(strides: Sequence[int], blocks_per_level: int = 1) -> int:
+def unet_receptive_field(strides: Sequence[int], blocks_per_level: int = 1, patch: int = 1) -> int:
     """Input samples one output of a 1-D U-Net (``unet.UNetDenoiser``) can depend on: an
     upper bound, before the clip's own edges cut it.
 
@@ -25,13 +25,15 @@ def unet_receptive_field(strides: Sequence[int], blocks_per_level: int = 1) -> i
     layer there widens the field: a kernel-3 convolution by ``2 scale`` (two per block,
     blocks on the way down and up, one after the upsampling), the downsampler (kernel
     ``2 s``) by ``(2 s - 1) scale``, the nearest-neighbour upsampling by ``(s - 1) scale``.
+    With patches of ``patch`` samples (the U-Net's first positions), every position
+    counted is ``patch`` samples wide.
     """
     field, scale = 1, 1
     for stride in strides:
         field += 2 * scale * (2 * blocks_per_level * 2 + 1)  # block convs down and up, upsampler
         field += (2 * stride - 1) * scale + (stride - 1) * scale  # down- and upsampling
         scale *= stride
-    return field + 2 * scale * 2 * blocks_per_level  # the bottom's blocks
+    return patch * (field + 2 * scale * 2 * blocks_per_level)  # the bottom's blocks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +77,7 @@ class DiffusionConfig(Presets):
     denoiser: str = "unet"  # "unet" (resolution pyramid) or "diffwave" (dilated stack)
     unet_channels: tuple[int, ...] = (32, 64, 64, 128, 128, 256)  # one per level + bottom
     unet_strides: tuple[int, ...] = (4, 4, 4, 4, 4)
+    unet_patch: int = 1  # samples per position at the U-Net's top level (1: every sample)
     # diffusion
     schedule: str = "linear"  # "linear" or "cosine"
     diffusion_steps: int = 200
@@ -109,6 +112,8 @@ class DiffusionConfig(Presets):
             raise ValueError(f"schedule must be 'linear' or 'cosine', not {self.schedule!r}.")
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser must be one of {DENOISERS}, not {self.denoiser!r}.")
+        if self.unet_patch < 1:
+            raise ValueError(f"unet_patch must be >= 1, got {self.unet_patch}.")
         if not self.audio_scale > 0:
             raise ValueError(f"audio_scale must be > 0, got {self.audio_scale}.")
         if self.prediction not in PREDICTIONS:
@@ -189,7 +194,7 @@ class DiffusionConfig(Presets):
         """Input samples one output of the denoiser depends on: kernel 3 on both sides of
         each dilated layer for DiffWave, :func:`unet_receptive_field` for the U-Net."""
         if self.denoiser == "unet":
-            return unet_receptive_field(self.unet_strides)
+            return unet_receptive_field(self.unet_strides, patch=self.unet_patch)
         dilations = [2 ** (index % self.dilation_cycle) for index in range(self.residual_layers)]
         return 1 + 2 * sum(dilations)
 

@@ -131,12 +131,20 @@ class ConditionedResidualBlock(keras.layers.Layer):
 class UNetDenoiser(keras.layers.Layer):
     """eps_theta(x_t, t, c) from a 1-D U-Net over the waveform.
 
-        input 1x1: [b, n, 1] -> [b, n', C_0]             (n' = n padded to a multiple
-                                                          of prod(strides))
+        patches: [b, n, 1] -> [b, n' / p, p]              (n' = n padded to a multiple
+                                                          of p prod(strides))
+        input 1x1: -> [b, n' / p, C_0]
         level i (down): blocks at C_i, then conv(kernel 2 s_i, stride s_i) -> C_(i+1)
         bottom: blocks at C_last
         level i (up): upsample s_i, conv3 -> C_i, concat the level's skip, blocks at C_i
-        output 1x1 (zero-initialised, float32) -> [b, n', 1], cut back to [b, n, 1]
+        output 1x1 (zero-initialised, float32) -> [b, n' / p, p] -> [b, n', 1], cut back
+                                                          to [b, n, 1]
+
+    With ``patch = p > 1`` the pyramid starts from patches of p samples (the
+    space-to-depth of Hoogeboom et al. 2023, "simple diffusion", sec. 3.3): the clip
+    enters as ``[b, n' / p, p]`` and the output 1x1 gives p samples per position, so the
+    full-resolution level, the costliest on a CPU, runs on p times fewer positions, and
+    the receptive field grows p-fold.
 
     The label embedding has ``num_classes + 1`` rows, the last meaning "no label"
     (classifier-free guidance), as in :class:`DiffWaveDenoiser`; with ``label_frames =
@@ -148,6 +156,7 @@ class UNetDenoiser(keras.layers.Layer):
             the bottom's.
         strides: how much each level shortens the clip.
         blocks_per_level: residual blocks at each level, on the way down and up.
+        patch: p, samples per position at the top level (1: every sample).
         num_classes: classes to condition on; 0 for an unconditional network.
         label_frames: F, frames of the word-over-time embedding; 0 for one vector.
         step_encoding_dim, embedding_dim: the sinusoidal encoding's length and the
@@ -163,6 +172,7 @@ class UNetDenoiser(keras.layers.Layer):
         label_frames: int = 0,
         step_encoding_dim: int = 128,
         embedding_dim: int = 256,
+        patch: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -179,6 +189,9 @@ class UNetDenoiser(keras.layers.Layer):
             )
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {num_classes}.")
+        if patch < 1:
+            raise ValueError(f"patch must be >= 1 (samples per position), got {patch}.")
+        self.patch = int(patch)
         self.channels = channels
         self.strides = strides
         self.blocks_per_level = blocks_per_level
@@ -236,7 +249,7 @@ class UNetDenoiser(keras.layers.Layer):
         self.up_blocks = [block for i in range(len(strides)) for block in blocks(i, "up")]
         # float32 under any policy: eps_theta enters the loss and the sampling steps.
         self.output_projection = keras.layers.Dense(
-            1, kernel_initializer="zeros", name="output_1x1", dtype="float32"
+            self.patch, kernel_initializer="zeros", name="output_1x1", dtype="float32"
         )
 
     @property
@@ -251,8 +264,8 @@ class UNetDenoiser(keras.layers.Layer):
 
     @property
     def multiple(self) -> int:
-        """prod(strides): clips are padded to a multiple of it."""
-        return math.prod(self.strides)
+        """patch * prod(strides): clips are padded to a multiple of it."""
+        return self.patch * math.prod(self.strides)
 
     def _level(self, blocks: list, level: int) -> list:
         """The blocks of one level from a flat list of blocks."""
@@ -261,13 +274,13 @@ class UNetDenoiser(keras.layers.Layer):
     @property
     def receptive_field(self) -> int:
         """Input samples one output can depend on (see :func:`unet_receptive_field`)."""
-        return unet_receptive_field(self.strides, self.blocks_per_level)
+        return unet_receptive_field(self.strides, self.blocks_per_level, self.patch)
 
     def build(self, input_shape=None):
         self.step_embedding.build((None,))
         if self.label_embedding is not None:
             self.label_embedding.build((None,))
-        self.input_projection.build((None, None, 1))
+        self.input_projection.build((None, None, self.patch))
         for level in range(len(self.strides)):
             for block in self._level(self.down_blocks, level):
                 block.build((None, None, self.channels[level]))
@@ -303,7 +316,8 @@ class UNetDenoiser(keras.layers.Layer):
         samples = ops.shape(noisy_audio)[1]
         padding = (-samples) % self.multiple
         x = ops.pad(noisy_audio, [[0, 0], [0, padding], [0, 0]])  # [b, n', 1]
-        x = self.input_projection(x)  # [b, n', C_0]
+        x = ops.reshape(x, (-1, (samples + padding) // self.patch, self.patch))  # [b, n'/p, p]
+        x = self.input_projection(x)  # [b, n' / p, C_0]
         skips = []
         for level in range(len(self.strides)):
             for block in self._level(self.down_blocks, level):
@@ -318,7 +332,8 @@ class UNetDenoiser(keras.layers.Layer):
             x = ops.concatenate([x, skips[level]], axis=-1)  # [b, n_level, 2 C_level]
             for block in self._level(self.up_blocks, level):
                 x = block(x, embedding)
-        eps = self.output_projection(ops.silu(x))  # [b, n', 1]
+        eps = self.output_projection(ops.silu(x))  # [b, n' / p, p]
+        eps = ops.reshape(eps, (-1, samples + padding, 1))  # [b, n', 1]
         return eps[:, :samples, :]
 
     def compute_output_shape(self, input_shape):
@@ -334,4 +349,5 @@ class UNetDenoiser(keras.layers.Layer):
             "label_frames": self.label_frames,
             "step_encoding_dim": self.step_encoding_dim,
             "embedding_dim": self.embedding_dim,
+            "patch": self.patch,
         }

@@ -141,10 +141,10 @@ class UNetDenoiser(keras.layers.Layer):
                                                           to [b, n, 1]
 
     With ``patch = p > 1`` the pyramid starts from patches of p samples (the
-    space-to-depth of Hoogeboom et al. 2023, "simple diffusion", sec. 3.3): the clip
-    enters as ``[b, n' / p, p]`` and the output 1x1 gives p samples per position, so the
-    full-resolution level, the costliest on a CPU, runs on p times fewer positions, and
-    the receptive field grows p-fold.
+    space-to-depth by which Hoogeboom et al. 2023, "simple diffusion", avoid
+    high-resolution feature maps): the clip enters as ``[b, n' / p, p]`` and the output
+    1x1 gives p samples per position, so the full-resolution level, the costliest on a
+    CPU, runs on p times fewer positions, and the receptive field grows p-fold.
 
     The label embedding has ``num_classes + 1`` rows, the last meaning "no label"
     (classifier-free guidance), as in :class:`DiffWaveDenoiser`; with ``label_frames =

@@ -52,9 +52,10 @@ RATE = 16000
 N = 200  # clips in the small dataset; the large one has 4 N
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 MARGIN = 0.8  # allowed growth from N to 4N, as a fraction of the 3N extra clips' audio:
-# 29 MB, above the up to 11 MB by which tf.data's autotuned buffers and malloc vary from run
-# to run in fresh interpreters on an idle machine, and the 23.5 MB seen once in CI (notebook
-# 02's path, both cores busy); holding the split's audio alone grows by 38 MB
+# 29.3 MB as the tests print sizes (MiB), above the up to 11 MB by which tf.data's autotuned
+# buffers and malloc vary from run to run in fresh interpreters on an idle machine, and the
+# 23.5 MB seen once in CI (notebook 02's path, both cores busy); holding the split's audio
+# alone grows by 36.6 MB
 EXTRA_AUDIO_BYTES = 3 * N * RATE * 4  # float32
 # A small VQ-VAE on 64 x 128 spectrogram images (125 frames of 16 ms): the memory of the
 # paths, not the quality of the model, is under test.

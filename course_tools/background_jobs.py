@@ -1,6 +1,6 @@
 """The long checks that run in the background of a test session.
 
-Four checks take minutes (mostly single-threaded Python and TensorFlow work, or pip) in
+Five checks take minutes (mostly single-threaded Python and TensorFlow work, or pip) in
 processes of their own, while the test session would sit waiting for them:
 
 - :data:`NOTEBOOKS` (``tests/test_rehearsal.py``): every notebook run with
@@ -14,9 +14,12 @@ processes of their own, while the test session would sit waiting for them:
   path on N and 4N clips, each in a fresh interpreter, by ``python tests/test_memory.py
   --all FOLDER``;
 - :data:`COLAB_INSTALL` (``tests/test_colab_install.py``): pip resolving the requirements
-  on Colab's pins (``--dry-run``), mostly waiting on the package registry.
+  on Colab's pins (``--dry-run``), mostly waiting on the package registry;
+- :data:`CONDITIONING` (``tests/test_conditioning.py``): a diffusion model trained on two
+  words and sampled, by ``python tests/test_conditioning.py --all FOLDER`` (the test then
+  judges the clips it saved).
 
-The last three write each record to ``FOLDER/<name>.json`` (:func:`write_record`). So that
+The last four write each record to ``FOLDER/<name>.json`` (:func:`write_record`). So that
 the session goes on meanwhile, the root ``conftest.py`` starts each job (:func:`start`) as
 soon as the session has collected a test that reads it (a test using the job's
 ``fixture_name``); those tests run near the end and :func:`wait_for` their records.
@@ -79,32 +82,22 @@ NOTEBOOKS = Job(
         *("--out", str(folder), "--data-dir", str(data_folder())),
     ],
 )
-FULL_PRESETS = Job(
-    "full_preset_rehearsal",
-    "course_kit_full_presets",
-    lambda folder: [
-        sys.executable,
-        str(REPO / "tests" / "test_rehearsal.py"),
-        "--all",
-        str(folder),
-    ],
-)
-MEMORY = Job(
-    "memory_measurements",
-    "course_kit_memory",
-    lambda folder: [sys.executable, str(REPO / "tests" / "test_memory.py"), "--all", str(folder)],
-)
-COLAB_INSTALL = Job(
-    "colab_resolution",
-    "course_kit_colab_install",
-    lambda folder: [
-        sys.executable,
-        str(REPO / "tests" / "test_colab_install.py"),
-        "--all",
-        str(folder),
-    ],
-)
-JOBS = (NOTEBOOKS, FULL_PRESETS, MEMORY, COLAB_INSTALL)
+
+
+def script_job(fixture_name: str, folder_name: str, script: str) -> Job:
+    """A job that runs ``python tests/<script> --all FOLDER``."""
+    return Job(
+        fixture_name,
+        folder_name,
+        lambda folder: [sys.executable, str(REPO / "tests" / script), "--all", str(folder)],
+    )
+
+
+FULL_PRESETS = script_job("full_preset_rehearsal", "course_kit_full_presets", "test_rehearsal.py")
+MEMORY = script_job("memory_measurements", "course_kit_memory", "test_memory.py")
+COLAB_INSTALL = script_job("colab_resolution", "course_kit_colab_install", "test_colab_install.py")
+CONDITIONING = script_job("conditioning_run", "course_kit_conditioning", "test_conditioning.py")
+JOBS = (NOTEBOOKS, FULL_PRESETS, MEMORY, COLAB_INSTALL, CONDITIONING)
 
 
 def results_folder() -> Path:

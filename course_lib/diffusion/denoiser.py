@@ -8,6 +8,8 @@ embedding. All layers' skip outputs are summed and mapped to one output channel,
 predicted noise eps_theta(x_t, t).
 
 - :func:`sinusoidal_step_encoding`: the 128 numbers that encode t;
+- :class:`ClassConditioned`: whether a denoiser takes labels, and its "no label" index
+  (shared with the U-Net's);
 - :class:`DiffusionStepEmbedding`: that encoding through two Dense + swish layers;
 - :class:`DiffWaveResidualLayer`: one residual layer;
 - :class:`DiffWaveDenoiser`: the whole network.
@@ -103,6 +105,24 @@ def check_labels_given(num_classes: int, labels) -> None:
         )
     if not num_classes and labels is not None:
         raise ValueError("this denoiser is unconditional (num_classes=0): pass no labels.")
+
+
+class ClassConditioned:
+    """What a denoiser conditioned on ``self.num_classes`` classes tells its model (0 for
+    an unconditional network): whether it takes labels, and which index means "no label"
+    (the last row of its :func:`word_table`, for classifier-free guidance)."""
+
+    num_classes: int
+
+    @property
+    def conditioned(self) -> bool:
+        """True when the network takes class labels."""
+        return self.num_classes > 0
+
+    @property
+    def no_label(self) -> int:
+        """The label index that means "no label" (classifier-free guidance)."""
+        return self.num_classes
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
@@ -246,7 +266,7 @@ class DiffWaveResidualLayer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
-class DiffWaveDenoiser(keras.layers.Layer):
+class DiffWaveDenoiser(ClassConditioned, keras.layers.Layer):
     """eps_theta(x_t, t, c): the noise DiffWave predicts in noisy audio x_t at step t.
 
     Kong et al. 2021, fig. 2, with class conditioning instead of a mel spectrogram:
@@ -353,16 +373,6 @@ class DiffWaveDenoiser(keras.layers.Layer):
         self.output_projection = keras.layers.Dense(
             1, kernel_initializer="zeros", name="output_1x1", dtype="float32"
         )
-
-    @property
-    def conditioned(self) -> bool:
-        """True when the network takes class labels."""
-        return self.num_classes > 0
-
-    @property
-    def no_label(self) -> int:
-        """The label index that means "no label" (classifier-free guidance)."""
-        return self.num_classes
 
     @property
     def dilations(self) -> tuple[int, ...]:

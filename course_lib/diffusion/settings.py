@@ -58,8 +58,9 @@ class DiffusionConfig(Presets):
 
     The quick preset (CPU, CI) is DiffWave's stack at its smallest: 4 kHz, 16 channels,
     6 layers, cycle 3 (a receptive field of 29 samples: it cannot learn a word), batch
-    16, 10 epochs (~240 steps on the fixtures' ~380 SC09 training clips, ~0.2 s each), so
-    a notebook trains for about a minute on 2 CPU cores. Its T = 200 betas rise to 0.05
+    16, 5 epochs (~120 steps on the fixtures' ~380 SC09 training clips, ~0.2 s each on an
+    idle machine, twice that beside CI's other jobs), so a notebook trains for under a
+    minute on 2 CPU cores. Its T = 200 betas rise to 0.05
     (as DiffWave's T = 50 vocoder schedule does), so alpha_bar_T = 0.006 and a weakly
     trained model starts its sampling from what it was trained on.
     """
@@ -147,7 +148,7 @@ class DiffusionConfig(Presets):
             schedule="linear",
             diffusion_steps=200,
             beta_end=0.05,
-            epochs=10,
+            epochs=5,
             batch_size=16,
             learning_rate=1e-3,
             ema_decay=0.99,

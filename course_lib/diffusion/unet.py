@@ -31,6 +31,7 @@ import keras
 from keras import ops
 
 from course_lib.diffusion.denoiser import (
+    ClassConditioned,
     DiffusionStepEmbedding,
     check_labels_given,
     spread_over_samples,
@@ -128,7 +129,7 @@ class ConditionedResidualBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
-class UNetDenoiser(keras.layers.Layer):
+class UNetDenoiser(ClassConditioned, keras.layers.Layer):
     """eps_theta(x_t, t, c) from a 1-D U-Net over the waveform.
 
         patches: [b, n, 1] -> [b, n' / p, p]              (n' = n padded to a multiple
@@ -251,16 +252,6 @@ class UNetDenoiser(keras.layers.Layer):
         self.output_projection = keras.layers.Dense(
             self.patch, kernel_initializer="zeros", name="output_1x1", dtype="float32"
         )
-
-    @property
-    def conditioned(self) -> bool:
-        """True when the network takes class labels."""
-        return self.num_classes > 0
-
-    @property
-    def no_label(self) -> int:
-        """The label index that means "no label" (classifier-free guidance)."""
-        return self.num_classes
 
     @property
     def multiple(self) -> int:

@@ -97,7 +97,7 @@ def _run_python(code: str, **extra_env) -> subprocess.CompletedProcess:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         cwd=ROOT,
         env={**env, **extra_env},
     )

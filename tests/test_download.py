@@ -273,7 +273,7 @@ def test_command_line_offline_prints_one_error_line(tmp_path):
         text=True,
         env=env,
         cwd=ROOT,
-        timeout=120,
+        timeout=600,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

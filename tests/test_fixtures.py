@@ -366,10 +366,9 @@ def test_rerun_reuses_a_complete_dataset_and_rebuilds_on_new_settings(tmp_path):
     built = make_fixtures(tmp_path, kind="music", per_class=1)
     clip = tmp_path / "gtzan" / "genres" / "rock" / "rock.00000.wav"
     stamp = clip.stat().st_mtime_ns
-    start = time.perf_counter()
     again = make_fixtures(tmp_path, kind="music", per_class=1)
     assert again.datasets[0].reused and not built.datasets[0].reused
-    assert time.perf_counter() - start < 1.0 and clip.stat().st_mtime_ns == stamp
+    assert clip.stat().st_mtime_ns == stamp  # not written again
     assert "reused" in str(again) and "gtzan" in str(again)
     bigger = make_fixtures(tmp_path, kind="music", per_class=2)
     assert not bigger.datasets[0].reused and bigger.datasets[0].counts["rock"] == 2

@@ -88,15 +88,18 @@ def digits():
 
 @pytest.fixture(scope="module")
 def trained(digits):
-    """The quick VAE trained on the fixture's digits, with its loss before training."""
-    import keras
+    """The quick VAE trained on the fixture's digits, with its loss before training.
 
-    keras.utils.set_random_seed(0)
-    model = vae.build_vae(RATE, CFG)
+    Trained as notebook 04 trains it (``course_models.vae``: the same build, data and
+    training folder), in the session's data folder: the notebook, run later in the same
+    session, restores it instead of training it again.
+    """
+    from course_lib import course_models
+
     validation = data.load_split(digits, "validation", batch_size=64, shuffle=False)
-    before = model.evaluate(validation, verbose=0, return_dict=True)
-    train = data.load_split(digits, "train", batch_size=CFG.batch_size, cache=True)
-    model.fit(train, epochs=CFG.epochs, verbose=0, shuffle=False)
+    config.set_seed(CFG.seed)  # the seed course_models.vae builds with: the same start
+    before = vae.build_vae(RATE, CFG).evaluate(validation, verbose=0, return_dict=True)
+    model = course_models.vae(digits, CFG, config.checkpoint_root(), verbose=0).model
     after = model.evaluate(validation, verbose=0, return_dict=True)
     return model, before, after
 

@@ -233,7 +233,7 @@ def _run_cli(*arguments):
         capture_output=True,
         text=True,
         env=environment,
-        timeout=120,
+        timeout=600,
     )
 
 

@@ -80,5 +80,5 @@ class VAEConfig(Presets):
             griffin_lim_iterations=16,
             score_clips=50,
             sweep=((0.25, 16), (4.0, 16), (1.0, 4)),
-            sweep_epochs=4,
+            sweep_epochs=2,
         )

@@ -46,7 +46,10 @@ from course_tools import run_course
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_SECONDS = 2400  # each job; the notebooks take about ten minutes on two busy cores
 # The jobs yield the cores to the test session (``nice``): the session's own tests are the
-# longest chain of a run, and a job's results are read only near its end.
+# longest chain of a run, and a job's results are read only near its end. Where Linux groups
+# each session's processes (``/proc/sys/kernel/sched_autogroup_enabled``), a nice value
+# ranks a process only within its session, and a job starts a session of its own (as
+# every notebook kernel does): ``.ci/run`` turns the grouping off for its run.
 NICENESS = 10
 
 
@@ -118,14 +121,15 @@ def start(job: Job = NOTEBOOKS) -> subprocess.Popen:
         folder.mkdir(parents=True)
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     log = open(job.results_folder() / "log.txt", "w")  # noqa: SIM115 (the process keeps it)
+    nice = shutil.which("nice")  # without it, the job runs at the session's priority
+    lower = [nice, "-n", str(NICENESS)] if nice else []
     return subprocess.Popen(
-        job.command(job.results_folder()),
+        [*lower, *job.command(job.results_folder())],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": path},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # stop() ends its kernels and child processes with it
-        preexec_fn=lambda: os.nice(NICENESS),  # its kernels and children inherit it
     )
 
 

@@ -245,7 +245,8 @@ def notebooks(c: dict[str, float], op_latency: float) -> list[Notebook]:
         ),
         Notebook(
             "04 VAE and FID",
-            steps(v.epochs, train, v.batch_size) * (c["VAE step"] + c["waveform VAE step"])
+            steps(v.epochs, train, v.batch_size) * c["VAE step"]
+            + steps(v.waveform_epochs, train, v.batch_size) * c["waveform VAE step"]
             + steps(v.sweep_epochs, train, v.batch_size) * sweep,
             v.epochs * validation * c["VAE clip"]
             + decoded * (c["VAE decoder"] + gl(1.0))

@@ -226,7 +226,7 @@ def _real_configs():
                 "learning_rate": 5e-5,
                 "residual_channels": 8,
                 "residual_layers": 3,
-                "epochs": 2,
+                "epochs": 3,
                 "diffusion_steps": 150,
                 "p_uncond": 0.2,
                 "ema_decay": 0.9,
@@ -238,6 +238,7 @@ def _real_configs():
                 "score_clips": 7,
                 "sweep": ((2.0, 8),),
                 "sweep_epochs": 1,
+                "waveform_epochs": 3,
             },
             {
                 "learning_rate": 5e-4,

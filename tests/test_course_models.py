@@ -68,12 +68,15 @@ def test_diffusion_trains_once_then_restores_the_same_weights(checkpoint_root):
 
 
 def test_the_laptop_diffusion_preset_trains_for_its_budget_then_restores(checkpoint_root):
-    """The laptop preset's network at its own shapes, with a budget of 3 seconds in
-    place of 20 minutes: training stops once the budget is spent, long before its
-    epochs, and the same call then restores (what a rerun of notebook 03 does)."""
+    """The laptop preset's U-Net (its pyramid, a few channels per level), with a budget
+    of 3 seconds in place of 20 minutes: training stops once the budget is spent, long
+    before its epochs, and the same call then restores (what a rerun of notebook 03
+    does)."""
     from course_lib.diffusion import DiffusionConfig
 
-    cfg = DiffusionConfig.laptop().replace(training_minutes=0.05)
+    laptop = DiffusionConfig.laptop()
+    narrow = tuple(4 for _ in laptop.unet_channels)  # an epoch in seconds, not a minute
+    cfg = laptop.replace(training_minutes=0.05, unet_channels=narrow)
     assert cfg.denoiser == "unet" and cfg.label_frames > 0 and cfg.epochs >= 100
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
     first = course_models.diffusion(folder, cfg, checkpoint_root, verbose=0)

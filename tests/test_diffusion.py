@@ -610,6 +610,7 @@ def test_audio_scale_scales_what_is_diffused_and_undoes_it_on_generation():
         DiffusionConfig.quick().replace(audio_scale=0.0)
 
 
+@pytest.mark.slow  # saving: the U-Net's save and reload below stays in every leg
 def test_a_word_over_time_model_saves_and_reloads_with_its_settings(tmp_path):
     keras.utils.set_random_seed(0)
     config = _tiny_config(label_frames=5)
@@ -647,6 +648,7 @@ def test_a_unet_velocity_model_saves_and_reloads_with_its_settings(tmp_path):
         DiffusionConfig.quick().replace(unet_patch=0)
 
 
+@pytest.mark.slow  # MirroredStrategy: the judge's step stays in every leg
 def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):
     with two_cpu_strategy.scope():
         model = build_diffusion_model(_tiny_config(), num_classes=2, clip_samples=256)
@@ -660,6 +662,7 @@ def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):
     assert clips.shape == (2, 256, 1) and np.all(np.isfinite(clips))
 
 
+@pytest.mark.slow  # XLA: WaveNet's step stays in every leg
 def test_one_training_step_with_jit_compile():
     model = build_diffusion_model(_tiny_config(), num_classes=2, clip_samples=256, jit_compile=True)
     assert model.jit_compile

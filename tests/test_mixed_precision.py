@@ -147,6 +147,7 @@ def test_diffusion_trains_in_mixed_precision():
     assert clips.dtype == np.float32 and np.all(np.isfinite(clips))
 
 
+@pytest.mark.slow  # mixed precision: the diffusion and judge tests stay in every leg
 @pytest.mark.parametrize("waveform", [False, True], ids=["spectrogram", "waveform"])
 def test_vae_trains_in_mixed_precision(waveform):
     # No dropout: float16 dropout masks are drawn from other random numbers than float32
@@ -173,6 +174,7 @@ def test_initial_loss_scale_is_2_to_the_15_over_the_elements():
     assert initial_loss_scale(128 * 256) == 1.0 == initial_loss_scale(10**6)  # at least 1
 
 
+@pytest.mark.slow  # mixed precision: the diffusion and judge tests stay in every leg
 def test_vq_vae_trains_in_mixed_precision(tmp_path):
     cfg = vq.VQConfig.quick()
     rng = np.random.default_rng(0)
@@ -201,6 +203,7 @@ def test_vq_vae_trains_in_mixed_precision(tmp_path):
     np.testing.assert_array_equal(loaded.encode_codes(images), codes)
 
 
+@pytest.mark.slow  # mixed precision: the diffusion and judge tests stay in every leg
 def test_wavenet_trains_in_mixed_precision():
     cfg = wavenet.WaveNetConfig.quick().replace(
         dilations=(1, 2, 4, 8), residual_channels=8, dilation_channels=8, skip_channels=16

@@ -66,6 +66,7 @@ def _batch(n=4):
     return tf.data.Dataset.from_tensor_slices((audio, np.zeros(n, np.int32))).batch(n)
 
 
+@pytest.mark.slow  # MirroredStrategy: the judge's step stays in every leg
 def test_one_step_under_a_mirrored_strategy(two_cpu_strategy):
     with two_cpu_strategy.scope():
         model = vae.build_vae(RATE, CFG)
@@ -75,6 +76,7 @@ def test_one_step_under_a_mirrored_strategy(two_cpu_strategy):
     assert isinstance(model.encoder.trainable_variables[0].value, tf.distribute.DistributedValues)
 
 
+@pytest.mark.slow  # XLA: WaveNet's step stays in every leg
 def test_one_step_with_xla():
     model = vae.build_vae(RATE, CFG, jit_compile=True)
     history = model.fit(_batch(), epochs=1, verbose=0, shuffle=False)
@@ -154,6 +156,7 @@ def test_trained_vae_reconstructions_score_a_lower_fid_than_an_untrained_ones(tr
     assert scores["trained"] < 0.6 * scores["untrained"], scores
 
 
+@pytest.mark.slow  # trains the waveform VAE for tens of seconds
 def test_waveform_vae_rebuilds_samples_and_reloads(tmp_path):
     import keras
 

@@ -203,6 +203,7 @@ def test_bad_quantizer_settings_are_refused():
 # ----------------------------------------------------------------------------- VQ-VAE
 
 
+@pytest.mark.slow  # learning on fixtures
 def test_vq_vae_learns_digits_and_reloads_with_the_same_codes(tmp_path):
     train, test = digit_images.load_digit_images("quick", limit=640)
     keras.utils.set_random_seed(0)
@@ -347,6 +348,7 @@ def test_a_code_changes_the_decoded_image_only_within_the_decoder_reach():
     np.testing.assert_allclose(crop[0, :, inside], full[0, :, inside], atol=1e-6)
 
 
+@pytest.mark.slow  # MirroredStrategy: the judge's step stays in every leg
 def test_a_training_step_runs_under_a_mirrored_strategy(two_cpu_strategy):
     with two_cpu_strategy.scope():
         model = build_vq_vae(cfg=CFG, digits=True)
@@ -357,6 +359,7 @@ def test_a_training_step_runs_under_a_mirrored_strategy(two_cpu_strategy):
     assert model.encode_codes(images[:2]).shape == (2, 8, 8)
 
 
+@pytest.mark.slow  # trains on a streamed split
 def test_a_split_streams_as_the_images_of_spectrogram_images_and_trains_and_encodes():
     folder = prepare.speech_commands_tfrecords(8000, "sc09")
     cfg = CFG.replace(dataset="speech", clip_seconds=1.0)

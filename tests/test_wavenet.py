@@ -400,6 +400,7 @@ def _spectrum_share_near(clip, rate, frequencies, width=15.0):
     return spectrum[near].sum() / spectrum.sum(), bins[np.argmax(spectrum)]
 
 
+@pytest.mark.slow  # learning on fixtures
 def test_training_on_a_mixture_of_sines_learns_it_and_generates_its_frequencies():
     rate, frequencies = 4000, (200.0, 500.0)
     t = np.arange(4 * rate) / rate
@@ -448,6 +449,7 @@ def _small_config():
     )
 
 
+@pytest.mark.slow  # MirroredStrategy: the judge's step stays in every leg
 def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):
     with two_cpu_strategy.scope():
         model = build_wavenet(_small_config(), num_classes=2)
@@ -472,6 +474,7 @@ class _Disconnect(keras.callbacks.Callback):
             raise ConnectionAbortedError("runtime disconnected")
 
 
+@pytest.mark.slow  # train-then-resume
 def test_fit_with_the_resume_callback_continues_after_a_disconnect(tmp_path):
     from course_lib import training
 

@@ -170,6 +170,7 @@ def test_the_generate_options_are_generate_into_wavs_arguments(tmp_path):
     assert set(options) == set(inspect.signature(generate_into_wav).parameters)
 
 
+@pytest.mark.slow  # the command line's training
 def test_train_on_a_converted_dataset(tmp_path, capsys):
     rate, clip_samples = 4000, 1000
     examples = [

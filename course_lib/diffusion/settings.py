@@ -58,9 +58,9 @@ class DiffusionConfig(Presets):
 
     The quick preset (CPU, CI) is DiffWave's stack at its smallest: 4 kHz, 16 channels,
     6 layers, cycle 3 (a receptive field of 29 samples: it cannot learn a word), batch
-    16, 5 epochs (~120 steps on the fixtures' ~380 SC09 training clips, ~0.2 s each on an
-    idle machine, twice that beside CI's other jobs), so a notebook trains for under a
-    minute on 2 CPU cores. Its T = 100 betas rise to 0.1 (steeper than DiffWave's T = 50
+    16, 2 epochs (~48 steps on the fixtures' ~380 SC09 training clips, ~0.2 s each on an
+    idle machine, twice that beside CI's other jobs), so a notebook trains for well under
+    a minute on 2 CPU cores. Its T = 100 betas rise to 0.1 (steeper than DiffWave's T = 50
     vocoder schedule, whose betas end at 0.05), so alpha_bar_T = 0.006 and a weakly
     trained model starts its sampling from what it was trained on; DDPM's 100 steps keep
     the notebook's two sampling cells within its minute.
@@ -149,7 +149,7 @@ class DiffusionConfig(Presets):
             schedule="linear",
             diffusion_steps=100,  # DDPM's sampling, twice in the notebook, is half its time
             beta_end=0.1,
-            epochs=5,
+            epochs=2,
             batch_size=16,
             learning_rate=1e-3,
             ema_decay=0.99,

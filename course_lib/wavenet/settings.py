@@ -80,10 +80,10 @@ class WaveNetConfig(Presets):
     generate_seconds: float = not_training(1.0)
     score_clips: int = not_training(100)  # generated clips scored by the judge (notebook)
 
-    # The rehearsal (COURSE_MODE=rehearsal): the full network, two steps, 5 ms of audio
-    # (80 samples: every generation path runs, naive generation included, in seconds).
+    # The rehearsal (COURSE_MODE=rehearsal): the full network, two steps, 2 ms of audio
+    # (32 samples: every generation path runs, naive generation included, in seconds).
     REHEARSAL_COUNTS: ClassVar[Mapping[str, Any]] = dict(
-        steps=2, checkpoint_every=1, generate_seconds=0.005, score_clips=2
+        steps=2, checkpoint_every=1, generate_seconds=0.002, score_clips=2
     )
 
     @classmethod

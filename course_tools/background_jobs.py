@@ -51,6 +51,9 @@ TIMEOUT_SECONDS = 2400  # each job; the notebooks take about ten minutes on two 
 # ranks a process only within its session, and a job starts a session of its own (as
 # every notebook kernel does): ``.ci/run`` turns the grouping off for its run.
 NICENESS = 10
+# The notebooks' rehearsal is the longest of the jobs (seven kernels one after another,
+# about 600 s of CPU), so it goes before the others: ended last, it left a core idle.
+NOTEBOOKS_NICENESS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +64,14 @@ class Job:
         fixture_name: the fixture of the tests that read it: collecting one starts it.
         folder_name: its results folder under the temporary folder (emptied at each start).
         command: its command line, given its results folder.
+        niceness: how far below the session's priority it runs (``nice -n``).
         key: where ``conftest.py`` keeps its process in the session's ``config.stash``.
     """
 
     fixture_name: str
     folder_name: str
     command: Callable[[Path], list[str]]
+    niceness: int = NICENESS
     key: pytest.StashKey = dataclasses.field(default_factory=pytest.StashKey, compare=False)
 
     def results_folder(self) -> Path:
@@ -87,6 +92,7 @@ NOTEBOOKS = Job(
         *("-m", "course_tools.run_course", "--mode", "rehearsal", "--no-screenshot"),
         *("--out", str(folder), "--data-dir", str(data_folder())),
     ],
+    niceness=NOTEBOOKS_NICENESS,
 )
 
 
@@ -122,7 +128,7 @@ def start(job: Job = NOTEBOOKS) -> subprocess.Popen:
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     log = open(job.results_folder() / "log.txt", "w")  # noqa: SIM115 (the process keeps it)
     nice = shutil.which("nice")  # without it, the job runs at the session's priority
-    lower = [nice, "-n", str(NICENESS)] if nice else []
+    lower = [nice, "-n", str(job.niceness)] if nice else []
     return subprocess.Popen(
         [*lower, *job.command(job.results_folder())],
         cwd=REPO,

@@ -77,6 +77,7 @@ def _builders():
     }
 
 
+@pytest.mark.rehearsal  # builds every full network twice: part of the rehearsal's run
 @pytest.mark.parametrize("name", list(_builders()))
 def test_the_rehearsal_builds_the_full_network(name):
     """The same weights, by name and shape, as the full preset's model."""

@@ -221,7 +221,7 @@ def _real_configs():
     # class: (its sampling, scoring and display changes, some training changes)
     return {
         DiffusionConfig: (
-            {"sampler": "ddpm", "ddim_steps": 10, "eta": 0.5, "guidance": 3.5, "score_clips": 7},
+            {"sampler": "ddpm", "ddim_steps": 12, "eta": 0.5, "guidance": 3.5, "score_clips": 7},
             {
                 "learning_rate": 5e-5,
                 "residual_channels": 8,

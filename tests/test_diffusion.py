@@ -817,7 +817,7 @@ def test_presets_check_their_values_and_the_full_one_spans_what_a_word_needs():
         DiffusionConfig(diffusion_steps=20, ddim_steps=50)
     with pytest.raises(ValueError, match="schedule"):
         DiffusionConfig(schedule="sigmoid")
-    # quick's T = 100 with betas up to 0.1 leaves less than 1% of the signal's power at T
+    # quick's T = 50 with betas up to 0.19 leaves less than 1% of the signal's power at T
     schedule = NoiseSchedule.named(
         "linear", quick.diffusion_steps, quick.beta_start, quick.beta_end
     )

@@ -485,10 +485,11 @@ def train_judge(
     strategy = strategy or config.strategy()
     with strategy.scope():
         model = build_judge_model(manifest.clip_samples, len(manifest.labels), cfg)
-        model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        training.compile_model(
+            model,
+            keras.optimizers.Adam(cfg.learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
     options = {
         "validation_data": validation,

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-class", type=int, default=None, help="clips per word / note family / genre"
     )
     fixtures.add_argument("--seed", type=int, default=0)
+    fixtures.add_argument(
+        "--music-seconds", type=float, default=None, help="length of each music clip (6 s)"
+    )
 
     download = commands.add_parser("download", help="download a published dataset archive")
     download.add_argument("dataset", choices=("speech-commands", "nsynth"))

@@ -367,13 +367,14 @@ def render_clip(
     return samples.astype(np.float32), plan
 
 
-def write_gtzan(folder: Path, per_class: int, seed: int) -> dict:
+def write_gtzan(folder: Path, per_class: int, seed: int, seconds: float = CLIP_SECONDS) -> dict:
     """Write ``genres/<genre>/<genre>.000NN.wav`` into ``folder`` (empty or new).
 
     Args:
         folder: the dataset folder (``genres/`` goes inside).
         per_class: clips per genre.
         seed: same seed, byte-identical clips (clip k does not depend on ``per_class``).
+        seconds: the length of every clip.
 
     Returns:
         A summary: ``counts`` (genre -> clips) and ``tempos`` (genre -> list of BPM).
@@ -382,7 +383,7 @@ def write_gtzan(folder: Path, per_class: int, seed: int) -> dict:
     for genre in GENRES:
         tempos[genre] = []
         for clip_index in range(per_class):
-            samples, plan = render_clip(genre, clip_index, seed)
+            samples, plan = render_clip(genre, clip_index, seed, seconds=seconds)
             write_pcm16_wav(
                 folder / "genres" / genre / f"{genre}.{clip_index:05d}.wav", samples, SAMPLE_RATE
             )

@@ -12,7 +12,7 @@ notes      ``nsynth/``            NSynth json/wav, ``nsynth-valid`` and
                                   ``nsynth-test``; 5 families x 24 notes per split
                                   (:mod:`data_prep.fixture_notes`)
 music      ``gtzan/``             GTZAN ``genres/<genre>/<genre>.000NN.wav``;
-                                  4 genres x 12 clips of 6 s
+                                  4 genres x 12 clips of 6 s (``music_seconds``)
                                   (:mod:`data_prep.fixture_music`)
 =========  =====================  ==================================================
 
@@ -121,8 +121,9 @@ class FixtureReport:
         return "\n".join(lines)
 
 
-def _writer(kind: str) -> Callable[[Path, int, int], dict]:
-    """The function that writes a dataset of ``kind`` into a folder.
+def _writer(kind: str) -> Callable[..., dict]:
+    """The function that writes a dataset of ``kind`` into a folder (``folder, per_class,
+    seed``, and for music ``seconds``).
 
     Imported on demand: a rerun that finds its datasets complete loads neither eSpeak nor
     scipy.
@@ -141,7 +142,11 @@ def _writer(kind: str) -> Callable[[Path, int, int], dict]:
 
 
 def make_fixtures(
-    out: str | Path, kind: str = "all", per_class: int | None = None, seed: int = 0
+    out: str | Path,
+    kind: str = "all",
+    per_class: int | None = None,
+    seed: int = 0,
+    music_seconds: float | None = None,
 ) -> FixtureReport:
     """Generate (or find) the offline fixture datasets under ``out``.
 
@@ -151,13 +156,16 @@ def make_fixtures(
         per_class: speakers per word (default 48), notes per family and split (24), or
             clips per genre (12); None for each dataset's default.
         seed: seed of every random choice (a non-negative int).
+        music_seconds: the length of each music clip, at least 1 s (the notebooks cut
+            1 s clips from them); None for 6 s.
 
     Returns:
         A :class:`FixtureReport`; ``print`` it for a summary.
 
     Raises:
-        ValueError: unknown ``kind``, ``per_class`` < 1, negative ``seed``, or a dataset
-            folder under ``out`` that was not made by this function.
+        ValueError: unknown ``kind``, ``per_class`` < 1, negative ``seed``,
+            ``music_seconds`` < 1, or a dataset folder under ``out`` that was not made by
+            this function.
     """
     if kind != "all" and kind not in KINDS:
         raise ValueError(f"kind must be 'all' or one of {KINDS}, not {kind!r}.")
@@ -169,11 +177,26 @@ def make_fixtures(
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative whole number, not {seed!r}.")
+    if music_seconds is not None and (
+        isinstance(music_seconds, bool)
+        or not isinstance(music_seconds, (int, float))
+        or not music_seconds >= 1
+    ):
+        raise ValueError(
+            f"music_seconds must be a number of seconds >= 1 (or None for the default), "
+            f"not {music_seconds!r}."
+        )
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summaries = [
-        _build_dataset(out, name, DEFAULT_PER_CLASS[name] if per_class is None else per_class, seed)
+        _build_dataset(
+            out,
+            name,
+            DEFAULT_PER_CLASS[name] if per_class is None else per_class,
+            seed,
+            {"seconds": float(music_seconds)} if name == "music" and music_seconds else {},
+        )
         for name in (KINDS if kind == "all" else (kind,))
     ]
     roots = {summary.kind: summary.root for summary in summaries}
@@ -196,9 +219,14 @@ def read_marker(folder: Path) -> dict | None:
         return None
 
 
-def _build_dataset(out: Path, kind: str, per_class: int, seed: int) -> DatasetSummary:
+def _build_dataset(
+    out: Path, kind: str, per_class: int, seed: int, options: dict
+) -> DatasetSummary:
+    """Build (or reuse) the ``kind`` dataset; ``options`` go to its writer (and into its
+    settings: other options, another dataset)."""
     final = out / DATASET_FOLDERS[kind]
     settings = {"kind": kind, "per_class": per_class, "seed": seed, "version": FORMAT_VERSION}
+    settings.update(options)
     marker = read_marker(final)
     if marker is not None and marker.get("settings") == settings:
         return _summary(kind, final, marker, 0.0, reused=True)
@@ -213,7 +241,7 @@ def _build_dataset(out: Path, kind: str, per_class: int, seed: int) -> DatasetSu
     staging = out / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     staging.mkdir()  # not tempfile.mkdtemp: its 0o700 mode would stay on the dataset
     try:
-        details = _writer(kind)(staging, per_class, seed)
+        details = _writer(kind)(staging, per_class, seed, **options)
         marker = {"settings": settings, **details}
         marker_temporary = staging / f"{MARKER_NAME}.tmp"
         marker_temporary.write_text(json.dumps(marker, indent=1))

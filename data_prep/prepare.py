@@ -35,9 +35,13 @@ PREFERRED_COMPARISON_WORD = "six"
 REHEARSAL_FIXTURE_SIZES = {"speech": 3, "notes": 2}
 """The rehearsal's fixtures (``per_class`` of ``data_prep.fixtures.make_fixtures``): three
 speakers per word (one per split) and two notes per family and split. Tiny counts: the
-rehearsal runs the full presets' shapes, not their data. The music keeps its size (12
-files per genre, a few seconds in all): its splits are drawn by hashing file names, and
-fewer files can leave its test split empty."""
+rehearsal runs the full presets' shapes, not their data. The music keeps its 12 files per
+genre (its splits are drawn by hashing file names, and fewer files can leave its test
+split empty), each :data:`REHEARSAL_MUSIC_SECONDS` long."""
+REHEARSAL_MUSIC_SECONDS = 2.0
+"""The length of the rehearsal's music files (6 s otherwise): 96 one-second clips, not
+288, for notebook 04's genre judge and music VAE; longer than the full WaveNet's
+training crop (0.7 s) of notebook 06."""
 
 
 def course_sample_rates(run_mode: config.Mode | None = None) -> tuple[int, ...]:
@@ -180,11 +184,15 @@ def _words_tag(words: str) -> str:
 def _fixture(scratch: Path, kind: str) -> Path:
     """The folder of one fixture dataset under ``scratch / "fixtures"`` (``kind``:
     ``"speech"``, ``"notes"`` or ``"music"``), generated on first use: the default size,
-    or :data:`REHEARSAL_FIXTURE_SIZES` in the rehearsal."""
+    or :data:`REHEARSAL_FIXTURE_SIZES` and :data:`REHEARSAL_MUSIC_SECONDS` in the rehearsal."""
     from data_prep.fixtures import make_fixtures
 
-    per_class = REHEARSAL_FIXTURE_SIZES.get(kind) if config.mode() == "rehearsal" else None
-    (made,) = make_fixtures(scratch / "fixtures", kind=kind, per_class=per_class).datasets
+    rehearsal = config.mode() == "rehearsal"
+    per_class = REHEARSAL_FIXTURE_SIZES.get(kind) if rehearsal else None
+    music_seconds = REHEARSAL_MUSIC_SECONDS if rehearsal else None
+    (made,) = make_fixtures(
+        scratch / "fixtures", kind=kind, per_class=per_class, music_seconds=music_seconds
+    ).datasets
     return made.root
 
 

@@ -237,7 +237,7 @@ def _real_configs():
                 "griffin_lim_iterations": 4,
                 "score_clips": 7,
                 "sweep": ((2.0, 8),),
-                "sweep_epochs": 1,
+                "sweep_epochs": 3,
                 "waveform_epochs": 3,
             },
             {

@@ -374,6 +374,11 @@ def test_rerun_reuses_a_complete_dataset_and_rebuilds_on_new_settings(tmp_path):
     assert not bigger.datasets[0].reused and bigger.datasets[0].counts["rock"] == 2
     assert (tmp_path / "gtzan" / "genres" / "rock" / "rock.00001.wav").is_file()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["gtzan"]  # no staging left
+    assert soundfile.info(clip).frames == fixture_music.CLIP_SECONDS * fixture_music.SAMPLE_RATE
+    shorter = make_fixtures(tmp_path, kind="music", per_class=2, music_seconds=1.5)
+    assert not shorter.datasets[0].reused and shorter.datasets[0].counts["rock"] == 2
+    assert soundfile.info(clip).frames == round(1.5 * fixture_music.SAMPLE_RATE)
+    assert make_fixtures(tmp_path, kind="music", per_class=2, music_seconds=1.5).datasets[0].reused
 
 
 def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -416,6 +421,8 @@ def test_a_foreign_folder_is_never_overwritten(tmp_path):
         ({"per_class": -3}, "per_class"),
         ({"per_class": 2.5}, "per_class"),
         ({"seed": -1}, "seed"),
+        ({"music_seconds": 0.5}, "music_seconds"),
+        ({"music_seconds": "6"}, "music_seconds"),
     ],
 )
 def test_bad_arguments_raise_value_errors(tmp_path, arguments, message):

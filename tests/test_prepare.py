@@ -9,6 +9,8 @@ import pytest
 
 from course_lib import data
 from data_prep import prepare
+from data_prep.fixture_music import GENRES
+from data_prep.fixtures import DEFAULT_PER_CLASS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +71,13 @@ def test_the_rehearsal_reads_tiny_fixtures_at_the_full_rates(tmp_path, monkeypat
         "validation": 10,
         "test": 10,
     }
+    # The music keeps its files (every split holds some) and is REHEARSAL_MUSIC_SECONDS long.
+    music = data.read_manifest(prepare.music_tfrecords(sample_rate=16000, root=tmp_path))
+    files = len(GENRES) * DEFAULT_PER_CLASS["music"]
+    assert sum(info["examples"] for info in music.splits.values()) == (
+        files * prepare.REHEARSAL_MUSIC_SECONDS
+    )
+    assert all(info["examples"] > 0 for info in music.splits.values())
 
 
 def test_full_mode_plays_the_synthesized_music_too(tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from course_lib import training
 from course_lib.diffusion import sampling
 from course_lib.diffusion.denoiser import DiffWaveDenoiser
 from course_lib.diffusion.schedules import NoiseSchedule
@@ -511,5 +512,5 @@ def build_diffusion_model(
     )
     clipping = {"global_clipnorm": config.clip_norm} if config.clip_norm > 0 else {}
     optimizer = keras.optimizers.Adam(config.learning_rate, **clipping)
-    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    training.compile_model(model, optimizer, jit_compile=jit_compile)
     return model

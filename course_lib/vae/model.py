@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from course_lib import accelerator, spectrogram
+from course_lib import accelerator, spectrogram, training
 from course_lib.vae.layers import Sampling, kl_divergence
 from course_lib.vae.settings import VAEConfig
 
@@ -403,7 +403,7 @@ def build_vae(
         optimizer = keras.optimizers.LossScaleOptimizer(
             optimizer, initial_scale=initial_loss_scale(elements)
         )
-    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    training.compile_model(model, optimizer, jit_compile=jit_compile)
     return model
 
 

@@ -88,6 +88,6 @@ class VAEConfig(Presets):
             griffin_lim_iterations=16,
             score_clips=50,
             sweep=((0.25, 16), (4.0, 16), (1.0, 4)),
-            sweep_epochs=2,
+            sweep_epochs=1,  # three sweep models, the genre judge (2) and the music VAE
             waveform_epochs=5,  # its minute: a quarter of the spectrogram VAE's 20
         )

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from course_lib import accelerator, spectrogram
+from course_lib import accelerator, spectrogram, training
 from course_lib import audio as audio_lib
 from course_lib.vq.quantizer import VectorQuantizer
 from course_lib.vq.settings import VQConfig
@@ -390,7 +390,7 @@ def build_vq_vae(
         name="vq_vae_digits" if digits else "vq_vae",
     )
     model.build((None, *image_shape, 1))
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=jit_compile)
+    training.compile_model(model, keras.optimizers.Adam(cfg.learning_rate), jit_compile=jit_compile)
     return model
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import keras
 from keras import ops
 
+from course_lib import training
 from course_lib.wavenet.layers import CausalConv1D, GatedResidualBlock
 from course_lib.wavenet.settings import WaveNetConfig, receptive_field
 
@@ -325,5 +326,7 @@ def build_wavenet(
         clip_samples=clip_samples,
         name="wavenet",
     )
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=jit_compile)
+    training.compile_model(
+        model, keras.optimizers.Adam(config.learning_rate), jit_compile=jit_compile
+    )
     return model

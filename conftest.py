@@ -39,11 +39,12 @@ def _reads(item, job: background_jobs.Job) -> bool:
 def pytest_collection_modifyitems(items):
     """The rehearsals' checks run after the quick notebooks (the rehearsals run beside
     them), and the tests that read executed notebooks run last."""
+    late_jobs = [job for job in background_jobs.JOBS if job.readers_last]
     items.sort(
         key=lambda item: (
             2
             if item.path.name == "test_executed_notebooks.py"
-            else int(any(_reads(item, job) for job in background_jobs.JOBS))
+            else int(any(_reads(item, job) for job in late_jobs))
         )
     )
 
@@ -54,6 +55,15 @@ def pytest_collection_finish(session):
     for job in background_jobs.JOBS:
         if any(_reads(item, job) for item in session.items):
             session.config.stash[job.key] = background_jobs.start(job)
+
+
+def pytest_runtest_setup(item):
+    """A notebook restores the quick judge, which the background job trains when this
+    session runs it: the notebook waits for it rather than train it a second time in the
+    same folder."""
+    job = background_jobs.JUDGE
+    if item.path.suffix == ".ipynb" and item.config.stash.get(job.key, None) is not None:
+        background_jobs.wait_for_record(item.config, job, "judge")
 
 
 def pytest_unconfigure(config):

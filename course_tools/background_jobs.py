@@ -1,8 +1,13 @@
-"""The long checks that run in the background of a test session.
+"""The long jobs that run in the background of a test session.
 
-Five checks take minutes (mostly single-threaded Python and TensorFlow work, or pip) in
+Six jobs take minutes (mostly single-threaded Python and TensorFlow work, or pip) in
 processes of their own, while the test session would sit waiting for them:
 
+- :data:`JUDGE` (``tests/test_judge.py``): the quick judge trained where the session's
+  tests and notebooks restore it, by ``python tests/test_judge.py --all FOLDER``. It runs
+  at the session's priority from its start, beside the session's first tests: trained
+  in the session instead, it held up the session's own chain of tests for two to three
+  minutes;
 - :data:`NOTEBOOKS` (``tests/test_rehearsal.py``): every notebook run with
   ``COURSE_MODE=rehearsal`` (the full presets' shapes, tiny counts, tiny fixtures), by
   ``python -m course_tools.run_course --mode rehearsal``, which writes each notebook's
@@ -19,10 +24,12 @@ processes of their own, while the test session would sit waiting for them:
   words and sampled, by ``python tests/test_conditioning.py --all FOLDER`` (the test then
   judges the clips it saved).
 
-The last four write each record to ``FOLDER/<name>.json`` (:func:`write_record`). So that
+The script jobs write each record to ``FOLDER/<name>.json`` (:func:`write_record`). So that
 the session goes on meanwhile, the root ``conftest.py`` starts each job (:func:`start`) as
 soon as the session has collected a test that reads it (a test using the job's
-``fixture_name``); those tests run near the end and :func:`wait_for` their records.
+``fixture_name``); those tests run near the end and :func:`wait_for` their records, except
+the judge's readers, which run in their place (the judge is trained by then) and before
+which the notebooks wait for it.
 """
 
 from __future__ import annotations
@@ -65,6 +72,8 @@ class Job:
         folder_name: its results folder under the temporary folder (emptied at each start).
         command: its command line, given its results folder.
         niceness: how far below the session's priority it runs (``nice -n``).
+        readers_last: whether the tests that read it run after the others, near the end
+            of the session (the rehearsals' checks), or in their place (the judge's).
         key: where ``conftest.py`` keeps its process in the session's ``config.stash``.
     """
 
@@ -72,6 +81,7 @@ class Job:
     folder_name: str
     command: Callable[[Path], list[str]]
     niceness: int = NICENESS
+    readers_last: bool = True
     key: pytest.StashKey = dataclasses.field(default_factory=pytest.StashKey, compare=False)
 
     def results_folder(self) -> Path:
@@ -96,20 +106,26 @@ NOTEBOOKS = Job(
 )
 
 
-def script_job(fixture_name: str, folder_name: str, script: str) -> Job:
-    """A job that runs ``python tests/<script> --all FOLDER``."""
+def script_job(fixture_name: str, folder_name: str, script: str, **options) -> Job:
+    """A job that runs ``python tests/<script> --all FOLDER`` (``options``: :class:`Job`'s)."""
     return Job(
         fixture_name,
         folder_name,
         lambda folder: [sys.executable, str(REPO / "tests" / script), "--all", str(folder)],
+        **options,
     )
+
+
+JUDGE = script_job(
+    "quick_judge", "course_kit_judge", "test_judge.py", niceness=0, readers_last=False
+)
 
 
 FULL_PRESETS = script_job("full_preset_rehearsal", "course_kit_full_presets", "test_rehearsal.py")
 MEMORY = script_job("memory_measurements", "course_kit_memory", "test_memory.py")
 COLAB_INSTALL = script_job("colab_resolution", "course_kit_colab_install", "test_colab_install.py")
 CONDITIONING = script_job("conditioning_run", "course_kit_conditioning", "test_conditioning.py")
-JOBS = (NOTEBOOKS, FULL_PRESETS, MEMORY, COLAB_INSTALL, CONDITIONING)
+JOBS = (JUDGE, NOTEBOOKS, FULL_PRESETS, MEMORY, COLAB_INSTALL, CONDITIONING)
 
 
 def results_folder() -> Path:

@@ -1,4 +1,5 @@
-"""Shared test fixtures: no network (R5), two logical CPUs for MirroredStrategy tests."""
+"""Shared test fixtures: no network (R5), two logical CPUs for MirroredStrategy tests, and
+the session's quick judge."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import socket
 
 import pytest
 import tensorflow as tf
+
+from course_lib import config
+from course_lib import judge as judging
+from course_tools import background_jobs
+from data_prep import prepare
 
 # Two logical CPU devices, configured before TensorFlow initialises its runtime, so a
 # test can train under MirroredStrategy as on a multi-GPU machine.
@@ -50,3 +56,21 @@ def block_network(monkeypatch):
 def two_cpu_strategy():
     """A MirroredStrategy over two logical CPU devices."""
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def quick_judge(request) -> judging.Judge:
+    """The quick judge of the spoken digits at 16 kHz, as notebooks 02 to 07 restore it.
+
+    The background job ``course_tools.background_jobs.JUDGE`` trains it from the session's
+    start (``python tests/test_judge.py --all FOLDER``); this waits for it and restores it.
+    """
+    job = background_jobs.JUDGE
+    record = background_jobs.wait_for_record(request.config, job, "judge")
+    assert record.get("error") is None, f"{record['error']}\n{background_jobs.log_tail(job)}"
+    return judging.load_or_train_judge(
+        prepare.speech_commands_tfrecords(16000, "sc09"),
+        judging.JudgeConfig.quick(),
+        config.checkpoint_dir("judge"),
+        verbose=0,
+    )

@@ -109,10 +109,8 @@ def conditioning_run(request) -> pytest.Config:
 
 
 @pytest.mark.slow
-def test_a_diffusion_model_says_the_word_it_is_asked_for(conditioning_run):
-    from course_lib import comparison, config
-    from course_lib.judge import JudgeConfig, load_or_train_judge
-    from data_prep import prepare
+def test_a_diffusion_model_says_the_word_it_is_asked_for(conditioning_run, quick_judge):
+    from course_lib import comparison
 
     record = background_jobs.wait_for_record(
         conditioning_run, background_jobs.CONDITIONING, "conditioning"
@@ -122,12 +120,7 @@ def test_a_diffusion_model_says_the_word_it_is_asked_for(conditioning_run):
     )
     first_loss, last_loss = record["losses"]
     assert last_loss < first_loss
-    judge = load_or_train_judge(
-        prepare.speech_commands_tfrecords(16000, "sc09"),
-        JudgeConfig.quick(),
-        config.checkpoint_dir("judge"),
-        verbose=0,
-    )
+    judge = quick_judge
     assert judge.labels == record["labels"]
     words = [judge.labels.index(word) for word in WORDS]
     asked = np.asarray(record["asked"])

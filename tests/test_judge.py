@@ -1,7 +1,16 @@
 """course_lib.judge: the log-mel front end, the judge's views, saving, distribution,
-and learning on the spoken-word fixture (L1) with the metrics on real clips (L2)."""
+and learning on the spoken-word fixture (L1) with the metrics on real clips (L2).
+
+Run as a script (``python tests/test_judge.py --all FOLDER``), it is the background job
+that trains the session's quick judge (:func:`train_quick_judge`).
+"""
 
 import itertools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +18,7 @@ import tensorflow as tf
 
 from course_lib import config, data, degradations, metrics
 from course_lib import judge as judging
+from course_tools import background_jobs
 from data_prep import prepare
 
 RATE = 16000
@@ -116,11 +126,10 @@ def test_a_rate_mismatch_is_reported(digits):
 
 
 @pytest.fixture(scope="module")
-def judge(digits):
-    """The quick judge, trained once and cached where the notebooks look for it."""
-    return judging.load_or_train_judge(
-        digits, judging.JudgeConfig.quick(), config.checkpoint_dir("judge"), verbose=0
-    )
+def judge(quick_judge):
+    """The quick judge, trained once (in the background: :func:`train_quick_judge`) and
+    cached where the notebooks look for it."""
+    return quick_judge
 
 
 @pytest.mark.slow
@@ -247,3 +256,37 @@ def test_split_features_stream_what_the_in_memory_views_give(tmp_path):
         judging.Judge(
             judging.build_judge_model(8000, 4, judging.JudgeConfig.quick()), list("abcd"), 8000
         ).split_features(folder, "test")
+
+
+def train_quick_judge(folder: Path) -> dict:
+    """The background job (``course_tools.background_jobs.JUDGE``): the quick judge,
+    trained and cached where the session's tests and notebooks restore it
+    (``config.checkpoint_dir("judge")``), and its record.
+
+    The digits it learns are converted in a data folder of its own under ``folder`` (the
+    session converts the same fixture meanwhile; both are byte for byte the same), and
+    codecarbon's lock file goes there too, so that it measures this training's energy
+    while a test of the session measures another's.
+    """
+    cache = config.checkpoint_dir("judge")  # the session's, before the data folder moves
+    os.environ["COURSE_DATA_DIR"] = str(folder / "data")
+    tempfile.tempdir = str(folder)
+    started = time.perf_counter()
+    judge = judging.load_or_train_judge(
+        prepare.speech_commands_tfrecords(RATE, "sc09"),
+        judging.JudgeConfig.quick(),
+        cache,
+        verbose=0,
+    )
+    return {"labels": judge.labels, "seconds": time.perf_counter() - started}
+
+
+if __name__ == "__main__":  # python tests/test_judge.py --all FOLDER: the background job
+    if sys.argv[1:2] != ["--all"] or len(sys.argv) != 3:
+        sys.exit("usage: python tests/test_judge.py --all FOLDER")
+    results = Path(sys.argv[2])
+    try:
+        outcome = {**train_quick_judge(results), "error": None}
+    except Exception as error:  # the tests that read it report it, with the job's log
+        outcome = {"error": f"{type(error).__name__}: {error}"}
+    background_jobs.write_record(results, "judge", outcome)

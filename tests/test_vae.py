@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from course_lib import config, data, metrics, vae
-from course_lib import judge as judging
 from data_prep import prepare
 
 CFG = vae.VAEConfig.quick()
@@ -129,16 +128,13 @@ def test_a_saved_vae_reloads_with_identical_outputs(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_trained_vae_reconstructions_score_a_lower_fid_than_an_untrained_ones(trained, digits):
+def test_trained_vae_reconstructions_score_a_lower_fid_than_an_untrained_ones(
+    trained, digits, quick_judge
+):
     import keras
 
     model, _, _ = trained
-    judge = judging.load_or_train_judge(
-        prepare.speech_commands_tfrecords(16000, "sc09"),
-        judging.JudgeConfig.quick(),
-        config.checkpoint_dir("judge"),
-        verbose=0,
-    )
+    judge = quick_judge
     clips = data.read_arrays(digits, "test")[0]
     test = judge.embed(judge.conform(clips, RATE))
     keras.utils.set_random_seed(1)

@@ -63,7 +63,7 @@ def pytest_runtest_setup(item):
     same folder."""
     job = background_jobs.JUDGE
     if item.path.suffix == ".ipynb" and item.config.stash.get(job.key, None) is not None:
-        background_jobs.wait_for_record(item.config, job, "judge")
+        background_jobs.wait_for_record(item.config, job, background_jobs.RESULT)
 
 
 def pytest_unconfigure(config):

@@ -213,6 +213,13 @@ def not_training(default: Any) -> Any:
     return dataclasses.field(default=default, metadata={NOT_TRAINING: True})
 
 
+def check_training_minutes(minutes: float) -> None:
+    """Raise unless ``minutes`` is a config's wall-clock training budget: 0 for none (train
+    the set number of epochs or steps), or more (the laptop preset's, over all sessions)."""
+    if minutes < 0:
+        raise ValueError(f"training_minutes must be >= 0, got {minutes}.")
+
+
 def _training_values(value: Any) -> Any:
     """``value`` as JSON-ready data, nested dataclasses without their marked fields."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

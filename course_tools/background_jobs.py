@@ -128,6 +128,9 @@ CONDITIONING = script_job("conditioning_run", "course_kit_conditioning", "test_c
 JOBS = (JUDGE, NOTEBOOKS, FULL_PRESETS, MEMORY, COLAB_INSTALL, CONDITIONING)
 
 
+RESULT = "result"  # the record's name, for a job that writes one (the judge, conditioning)
+
+
 def results_folder() -> Path:
     """Where this session's notebook rehearsal writes its executed notebooks and
     ``runs.json`` (under the temporary folder, like the quick run's executed notebooks)."""

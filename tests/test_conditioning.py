@@ -113,7 +113,7 @@ def test_a_diffusion_model_says_the_word_it_is_asked_for(conditioning_run, quick
     from course_lib import comparison
 
     record = background_jobs.wait_for_record(
-        conditioning_run, background_jobs.CONDITIONING, "conditioning"
+        conditioning_run, background_jobs.CONDITIONING, background_jobs.RESULT
     )
     assert record.get("error") is None, (
         f"{record['error']}\n{background_jobs.log_tail(background_jobs.CONDITIONING)}"
@@ -145,4 +145,4 @@ if __name__ == "__main__":  # python tests/test_conditioning.py --all FOLDER: th
         outcome = {**train_and_sample(results), "error": None}
     except Exception as error:  # the test reports it, with the job's log
         outcome = {"error": f"{type(error).__name__}: {error}"}
-    background_jobs.write_record(results, "conditioning", outcome)
+    background_jobs.write_record(results, background_jobs.RESULT, outcome)

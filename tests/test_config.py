@@ -238,7 +238,7 @@ def _real_configs():
                 "score_clips": 7,
                 "sweep": ((2.0, 8),),
                 "sweep_epochs": 3,
-                "waveform_epochs": 3,
+                "waveform_epochs": 7,
             },
             {
                 "learning_rate": 5e-4,
@@ -293,3 +293,14 @@ def test_real_configs_tag_only_their_training_fields(preset):
             assert getattr(cfg, name) != value, (cls.__name__, name)
             changed = cfg.replace(**sampling, **{name: value})
             assert changed.tag() != cfg.tag(), (cls.__name__, name)
+
+
+@pytest.mark.parametrize("name", ["DiffusionConfig", "VQConfig"])
+def test_a_negative_training_budget_is_refused_and_zero_means_none(name):
+    from course_lib.diffusion import DiffusionConfig
+    from course_lib.vq import VQConfig
+
+    preset = {"DiffusionConfig": DiffusionConfig, "VQConfig": VQConfig}[name]
+    assert preset.full().training_minutes == 0.0 and preset.laptop().training_minutes == 20.0
+    with pytest.raises(ValueError, match=r"training_minutes must be >= 0, got -0\.5\."):
+        preset.full().replace(training_minutes=-0.5)

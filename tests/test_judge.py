@@ -289,4 +289,4 @@ if __name__ == "__main__":  # python tests/test_judge.py --all FOLDER: the backg
         outcome = {**train_quick_judge(results), "error": None}
     except Exception as error:  # the tests that read it report it, with the job's log
         outcome = {"error": f"{type(error).__name__}: {error}"}
-    background_jobs.write_record(results, "judge", outcome)
+    background_jobs.write_record(results, background_jobs.RESULT, outcome)

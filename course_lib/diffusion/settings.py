@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
-from course_lib.config import Presets, not_training
+from course_lib.config import Presets, check_training_minutes, not_training
 
 DENOISERS: tuple[str, ...] = ("diffwave", "unet")
 PREDICTIONS: tuple[str, ...] = ("eps", "v")
@@ -133,8 +133,7 @@ class DiffusionConfig(Presets):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
         if self.clip_norm < 0:
             raise ValueError(f"clip_norm must be >= 0, got {self.clip_norm}.")
-        if self.training_minutes < 0:
-            raise ValueError(f"training_minutes must be >= 0, got {self.training_minutes}.")
+        check_training_minutes(self.training_minutes)
 
     @classmethod
     def quick(cls) -> Self:

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from course_lib.config import Presets, not_training
+from course_lib.config import Presets, check_training_minutes, not_training
 
 if TYPE_CHECKING:
     from course_lib.spectrogram import SpectrogramSpec
@@ -112,8 +112,7 @@ class VQConfig(Presets):
             raise ValueError(f"dataset must be one of {DATASETS}, not {self.dataset!r}.")
         if not self.widths or not self.digit_widths:
             raise ValueError("widths and digit_widths need at least one stride-2 block.")
-        if self.training_minutes < 0:
-            raise ValueError(f"training_minutes must be >= 0, got {self.training_minutes}.")
+        check_training_minutes(self.training_minutes)
         if self.radius < 1 or self.sweeps < 1 or self.temperature < 0:
             raise ValueError(
                 f"need radius >= 1, sweeps >= 1 and temperature >= 0, got {self.radius}, "

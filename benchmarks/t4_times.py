@@ -156,8 +156,8 @@ def measure() -> dict[str, float]:
     window = (tf.zeros((1, wavenet.receptive_field), tf.int32), tf.constant([0]))
     generator = FastGenerator(wavenet, 1)
     vectors = wavenet.label_vectors(tf.constant([0]))
-    biases = tf.stack([block.condition_bias(vectors) for block in wavenet.blocks])
-    step = (tf.constant([0]), tf.constant(0), biases, *generator._stacked_skip_weights())
+    biases = tf.stack(wavenet.condition_biases(vectors))
+    step = (tf.constant([0]), tf.constant(0), biases, *generator._skip_weights())
     for kind, function, args in (("naive", wavenet, (window,)), ("fast", generator._step, step)):
         costs[f"WaveNet {kind} sample"], costs[f"WaveNet {kind} ops"] = graph_cost(function, *args)
         say(f"WaveNet {kind} sample")

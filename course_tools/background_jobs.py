@@ -56,11 +56,14 @@ TIMEOUT_SECONDS = 2400  # each job; the notebooks take about ten minutes on two 
 # longest chain of a run, and a job's results are read only near its end. Where Linux groups
 # each session's processes (``/proc/sys/kernel/sched_autogroup_enabled``), a nice value
 # ranks a process only within its session, and a job starts a session of its own (as
-# every notebook kernel does): ``.ci/run`` turns the grouping off for its run.
-NICENESS = 10
+# every notebook kernel does): ``.ci/run`` turns the grouping off for its run. In the
+# fresh-clone checks of CI the machine was 99% busy until the session's own chain (its
+# tests, then the quick notebooks) ran alone at the end: the chain, not the total work,
+# set the run's length, so the jobs yield it more (nice 15 and 12, not 10 and 5).
+NICENESS = 15
 # The notebooks' rehearsal is the longest of the jobs (seven kernels one after another,
-# about 600 s of CPU), so it goes before the others: ended last, it left a core idle.
-NOTEBOOKS_NICENESS = 5
+# about 500 s of CPU), so it goes before the others: ended last, it left a core idle.
+NOTEBOOKS_NICENESS = 12
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,6 +144,54 @@ def test_changing_future_inputs_never_changes_past_outputs(num_classes):
     assert np.abs(after[:, 40] - before[:, 40]).max() > 1e-3  # the present does change
 
 
+def _numpy_causal_conv(x, kernel, bias, dilation):
+    """y[t] = sum_j x[t - dilation * (k - 1 - j)] @ kernel[j] + bias, zeros before t = 0."""
+    k = kernel.shape[0]
+    padded = np.pad(x, ((0, 0), (dilation * (k - 1), 0), (0, 0)))
+    length = x.shape[1]
+    return sum(padded[:, j * dilation : j * dilation + length] @ kernel[j] for j in range(k)) + bias
+
+
+def test_the_model_computes_eq_2_and_3_with_every_blocks_skip_summed():
+    """A numpy WaveNet, block by block (eq. 2 and 3: z_l = tanh(W_f * x + V_f h) ⊙
+    sigmoid(W_g * x + V_g h), x_{l+1} = x_l + W_r z_l, skip = sum_l W_s^l z_l), with the
+    model's weights: V^l and W_s^l are the l-th column and row blocks of its one condition
+    and one skip projection."""
+    model = _tiny_wavenet(dilations=(1, 2, 4), num_classes=3)
+    rng = np.random.default_rng(7)
+    classes, labels = rng.integers(0, 256, size=(2, 20)), np.array([2, 0])
+    expected_logits = np.asarray(model((classes, labels)))
+
+    def weights(layer):
+        return [np.asarray(w) for w in layer.weights]
+
+    d = model.dilation_channels
+    h = weights(model.label_embedding)[0][labels]  # [b, e]
+    [condition_kernel] = weights(model.condition_projection)  # [e, L * 2d]
+    skip_kernel, skip_bias = weights(model.skip_projection)  # [L * d, s], [s]
+    x = _numpy_causal_conv(np.eye(256)[classes], *weights(model.input_conv), 1)
+    skip = skip_bias
+    for index, block in enumerate(model.blocks):
+        kernel, bias = weights(block.dilated_conv)
+        condition = h @ condition_kernel[:, index * 2 * d : (index + 1) * 2 * d]  # V h
+        pre = _numpy_causal_conv(x, kernel, bias, block.dilation_rate) + condition[:, None]
+        z = np.tanh(pre[..., :d]) / (1 + np.exp(-pre[..., d:]))  # eq. 2
+        skip = skip + z @ skip_kernel[index * d : (index + 1) * d]
+        if block.residual_projection is not None:
+            residual_kernel, residual_bias = weights(block.residual_projection)
+            x = x + z @ residual_kernel + residual_bias
+    hidden_kernel, hidden_bias = weights(model.head_hidden)
+    logits_kernel, logits_bias = weights(model.head_logits)
+    hidden = np.maximum(np.maximum(skip, 0) @ hidden_kernel + hidden_bias, 0)
+    np.testing.assert_allclose(
+        expected_logits, hidden @ logits_kernel + logits_bias, rtol=1e-4, atol=1e-4
+    )
+    # Two weights for all blocks' V and W_s: per block, only the dilated convolution's
+    # kernel and bias, and the residual 1x1's (none on the last block).
+    per_block = 2 * len(model.blocks) + 2 * (len(model.blocks) - 1)
+    assert len(model.trainable_weights) == 2 + 1 + 1 + per_block + 2 + 4
+
+
 @pytest.mark.parametrize(("dilations", "kernel_size"), [((1, 2, 4, 8, 1, 2), 2), ((1, 3, 2), 3)])
 def test_receptive_field_matches_an_impulse_measurement(dilations, kernel_size):
     model = _tiny_wavenet(dilations, kernel_size)

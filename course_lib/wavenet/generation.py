@@ -314,15 +314,11 @@ class FastGenerator(_Generator):
         skip_sum = ops.matmul(ops.concatenate(gates, axis=-1), skip_kernel) + skip_bias
         return self.model.logits_from_skips(skip_sum)  # [b, s] -> [b, q]
 
-    def _stacked_skip_weights(self):
-        """All blocks' skip 1x1 kernels stacked ``[L * d, s]`` and their summed biases."""
-        projections = [block.skip_projection for block in self.model.blocks]
-        kernel = ops.concatenate([projection.kernel.value for projection in projections], axis=0)
-        if not self.model.use_bias:
-            return kernel, 0.0
-        return kernel, ops.sum(
-            ops.stack([projection.bias.value for projection in projections]), axis=0
-        )
+    def _skip_weights(self):
+        """The skip 1x1 over all blocks' gates: kernel ``[L * d, s]`` and bias ``[s]``
+        (float32 values, as the queues)."""
+        projection = self.model.skip_projection
+        return projection.kernel.value, projection.bias.value if self.model.use_bias else 0.0
 
     def _generate_steps(
         self, classes, num_steps, condition_biases, temperature, keep_probabilities
@@ -330,7 +326,7 @@ class FastGenerator(_Generator):
         drawn = tf.TensorArray(tf.int32, size=num_steps)
         distributions = tf.TensorArray(tf.float32, size=num_steps if keep_probabilities else 0)
         start = self._position.read_value()
-        skip_kernel, skip_bias = self._stacked_skip_weights()
+        skip_kernel, skip_bias = self._skip_weights()
         for step in tf.range(num_steps):
             logits = self._step(classes, start + step, condition_biases, skip_kernel, skip_bias)
             classes, probabilities = sample_next(logits, temperature, self._seed_generator)
@@ -346,7 +342,7 @@ class FastGenerator(_Generator):
         if labels is not None:
             vectors = self.model.label_vectors(labels)  # [b, e] or [b, F, e]
             condition_biases = ops.stack(
-                [block.condition_bias(vectors) for block in self.model.blocks]
+                self.model.condition_biases(vectors)
             )  # [L, b, 2d] or [L, b, F, 2d]
         current = history[:, -1]
         classes, probabilities, done = [], [], 0

@@ -119,14 +119,23 @@ class WaveNet(keras.Model):
             if num_classes
             else None
         )
+        # V h of eq. 3 for every block at once: [b, (t,) e] -> [b, (t,) L * 2d]
+        self.condition_projection = (
+            keras.layers.Dense(
+                len(self.dilations) * 2 * dilation_channels,
+                use_bias=False,
+                name="condition",
+                dtype=policy,
+            )
+            if num_classes
+            else None
+        )
         self.blocks = [
             GatedResidualBlock(
                 dilation,
                 kernel_size,
                 residual_channels,
                 dilation_channels,
-                skip_channels,
-                conditioned=bool(num_classes),
                 use_bias=use_bias,
                 has_residual=index + 1 < len(self.dilations),
                 name=f"block_{index}",
@@ -134,6 +143,10 @@ class WaveNet(keras.Model):
             )
             for index, dilation in enumerate(self.dilations)
         ]
+        # sum_l W_s^l z_l as one 1x1 convolution over all blocks' z: [b, t, L * d] -> [b, t, s]
+        self.skip_projection = keras.layers.Dense(
+            skip_channels, use_bias=use_bias, name="skip", dtype=policy
+        )
         self.head_hidden = keras.layers.Dense(
             skip_channels, use_bias=use_bias, name="head_1x1", dtype=policy
         )
@@ -152,11 +165,12 @@ class WaveNet(keras.Model):
         if self.built:
             return
         self.input_conv.build((None, None, self.quantization_channels))
-        condition_shape = (None, self.label_channels)
         if self.label_embedding is not None:
             self.label_embedding.build((None,))
+            self.condition_projection.build((None, self.label_channels))
         for block in self.blocks:
-            block.build((None, None, self.residual_channels), condition_shape)
+            block.build((None, None, self.residual_channels))
+        self.skip_projection.build((None, None, len(self.blocks) * self.dilation_channels))
         self.head_hidden.build((None, None, self.skip_channels))
         self.head_logits.build((None, None, self.skip_channels))
         self.built = True
@@ -224,6 +238,14 @@ class WaveNet(keras.Model):
         which = ops.one_hot(self.frame_at(positions), self.label_frames, dtype=vectors.dtype)
         return ops.matmul(which, vectors)  # [b, t, F] @ [b, F, e] -> [b, t, e]
 
+    def condition_biases(self, condition) -> list:
+        """V h of eq. 3 for each block: ``condition`` ``[b, (t or F,) e]`` (from
+        :meth:`condition` or :meth:`label_vectors`) to one ``[b, (t or F,) 2 *
+        dilation_channels]`` per block; ``None`` per block when unconditional."""
+        if condition is None:
+            return [None] * len(self.blocks)
+        return ops.split(self.condition_projection(condition), len(self.blocks), axis=-1)
+
     def logits_from_skips(self, skip_sum):
         """The output head: ReLU, 1x1, ReLU, 1x1. ``[..., skip] -> [..., classes]``."""
         hidden = self.head_hidden(ops.relu(skip_sum))
@@ -241,10 +263,11 @@ class WaveNet(keras.Model):
         classes, labels, starts = self.split_inputs(inputs)
         one_hot = ops.one_hot(classes, self.quantization_channels)  # [b, t] -> [b, t, q]
         condition = self.condition(labels, starts, ops.shape(classes)[1])
+        biases = self.condition_biases(condition)
         hidden = self.input_conv(one_hot)  # [b, t, q] -> [b, t, r]
         seen = [one_hot, hidden]
-        for block in self.blocks[:-1]:
-            hidden = block.residual_output(hidden, condition)  # [b, t, r]
+        for block, bias in zip(self.blocks[:-1], biases, strict=False):
+            hidden = block.residual_output(hidden, bias)  # [b, t, r]
             seen.append(hidden)
         return seen
 
@@ -253,11 +276,13 @@ class WaveNet(keras.Model):
         classes, labels, starts = self.split_inputs(inputs)
         one_hot = ops.one_hot(classes, self.quantization_channels)  # [b, t] -> [b, t, q]
         condition = self.condition(labels, starts, ops.shape(classes)[1])  # [b, (t,) e]
+        biases = self.condition_biases(condition)  # L x [b, (t,) 2d]
         hidden = self.input_conv(one_hot)  # [b, t, q] -> [b, t, r]
-        skip_sum = None
-        for block in self.blocks:
-            hidden, skip = block(hidden, condition)  # [b, t, r], [b, t, s]
-            skip_sum = skip if skip_sum is None else skip_sum + skip
+        gates = []
+        for block, bias in zip(self.blocks, biases, strict=True):
+            hidden, gated = block(hidden, bias)  # [b, t, r], [b, t, d]
+            gates.append(gated)
+        skip_sum = self.skip_projection(ops.concatenate(gates, axis=-1))  # [b, t, L * d] -> s
         return self.logits_from_skips(skip_sum)  # [b, t, s] -> [b, t, q]
 
     # ------------------------------------------------------------------ training

@@ -4,8 +4,9 @@ Run by ``.ci/setup`` with Python allowed to write bytecode (``PYTHONDONTWRITEBYT
 unset): each module imported here is compiled once, into its ``__pycache__`` folder,
 where every later process reads it, even with ``PYTHONDONTWRITEBYTECODE`` set (the
 variable stops writing, not reading). Compiling every installed module instead (the
-installers' option) took about 75 CPU-s per stack in CI's runs, against 17 CPU-s here on
-Colab's stack: the kit and its tests import 4,648 of the 14,686 modules installed. A
+installers' option) took about 75 CPU-s per stack in CI's runs, against 26 CPU-s here on
+Colab's stack (37 CPU-s on a fresh environment, 11 once compiled): this imports 4,703 of
+the 14,686 modules installed. A
 module that fails to import fails the setup here, with its traceback.
 
 Usage: ``python .ci/import-kit.py STACK`` (STACK names the stack in the printed line).

@@ -222,6 +222,29 @@ def wait_for_record(config: pytest.Config, job: Job, name: str) -> dict:
     return record
 
 
+def run_one_record_job(work: Callable[[Path], dict]) -> None:
+    """The command line of a job that writes one record (the judge's, conditioning's):
+    ``python tests/<script> --all FOLDER`` runs ``work(FOLDER)`` and writes what it returns,
+    or the error it raised, as the record :data:`RESULT` (read by :func:`wait_for_result`)."""
+    if sys.argv[1:2] != ["--all"] or len(sys.argv) != 3:
+        sys.exit(f"usage: python {sys.argv[0]} --all FOLDER")
+    folder = Path(sys.argv[2])
+    try:
+        record = {**work(folder), "error": None}
+    except Exception as error:  # the tests that read it report it, with the job's log
+        record = {"error": f"{type(error).__name__}: {error}"}
+    write_record(folder, RESULT, record)
+
+
+def wait_for_result(config: pytest.Config, job: Job) -> dict:
+    """The record of a job run by :func:`run_one_record_job`, once written; fails the test,
+    with the end of the job's log, when the job ended without it or with an error."""
+    record = wait_for_record(config, job, RESULT)
+    if record.get("error") is not None:
+        pytest.fail(f"{record['error']}\n{log_tail(job)}")
+    return record
+
+
 def log_tail(job: Job = NOTEBOOKS, lines: int = 40) -> str:
     """The last lines ``job`` printed."""
     try:

@@ -65,9 +65,7 @@ def quick_judge(request) -> judging.Judge:
     The background job ``course_tools.background_jobs.JUDGE`` trains it from the session's
     start (``python tests/test_judge.py --all FOLDER``); this waits for it and restores it.
     """
-    job = background_jobs.JUDGE
-    record = background_jobs.wait_for_record(request.config, job, background_jobs.RESULT)
-    assert record.get("error") is None, f"{record['error']}\n{background_jobs.log_tail(job)}"
+    background_jobs.wait_for_result(request.config, background_jobs.JUDGE)
     return judging.load_or_train_judge(
         prepare.speech_commands_tfrecords(16000, "sc09"),
         judging.JudgeConfig.quick(),

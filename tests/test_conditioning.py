@@ -30,7 +30,6 @@ Run alone: ``python -m pytest -s tests/test_conditioning.py`` (it then waits for
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -112,12 +111,7 @@ def conditioning_run(request) -> pytest.Config:
 def test_a_diffusion_model_says_the_word_it_is_asked_for(conditioning_run, quick_judge):
     from course_lib import comparison
 
-    record = background_jobs.wait_for_record(
-        conditioning_run, background_jobs.CONDITIONING, background_jobs.RESULT
-    )
-    assert record.get("error") is None, (
-        f"{record['error']}\n{background_jobs.log_tail(background_jobs.CONDITIONING)}"
-    )
+    record = background_jobs.wait_for_result(conditioning_run, background_jobs.CONDITIONING)
     first_loss, last_loss = record["losses"]
     assert last_loss < first_loss
     judge = quick_judge
@@ -138,11 +132,4 @@ def test_a_diffusion_model_says_the_word_it_is_asked_for(conditioning_run, quick
 
 
 if __name__ == "__main__":  # python tests/test_conditioning.py --all FOLDER: the background job
-    if sys.argv[1:2] != ["--all"] or len(sys.argv) != 3:
-        sys.exit("usage: python tests/test_conditioning.py --all FOLDER")
-    results = Path(sys.argv[2])
-    try:
-        outcome = {**train_and_sample(results), "error": None}
-    except Exception as error:  # the test reports it, with the job's log
-        outcome = {"error": f"{type(error).__name__}: {error}"}
-    background_jobs.write_record(results, background_jobs.RESULT, outcome)
+    background_jobs.run_one_record_job(train_and_sample)

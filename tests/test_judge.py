@@ -7,7 +7,6 @@ that trains the session's quick judge (:func:`train_quick_judge`).
 
 import itertools
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -282,11 +281,4 @@ def train_quick_judge(folder: Path) -> dict:
 
 
 if __name__ == "__main__":  # python tests/test_judge.py --all FOLDER: the background job
-    if sys.argv[1:2] != ["--all"] or len(sys.argv) != 3:
-        sys.exit("usage: python tests/test_judge.py --all FOLDER")
-    results = Path(sys.argv[2])
-    try:
-        outcome = {**train_quick_judge(results), "error": None}
-    except Exception as error:  # the tests that read it report it, with the job's log
-        outcome = {"error": f"{type(error).__name__}: {error}"}
-    background_jobs.write_record(results, background_jobs.RESULT, outcome)
+    background_jobs.run_one_record_job(train_quick_judge)

@@ -108,7 +108,8 @@ def vq_vae_with_prior(
     callbacks: Sequence = (),
 ) -> training.Trained:
     """A VQ-VAE of notebook 05's preset size on the clips of a converted dataset, with its
-    Naive Bayes prior over code maps in ``extras["naive_bayes"]``.
+    Naive Bayes prior over code maps in ``extras["naive_bayes"]``: positional (a code's
+    place in the map is one of its features), with neighbours within ``cfg.prior_radius``.
 
     Notebook 05 trains on NSynth notes; notebook 07 uses this on the spoken digits so
     that the same judge can score it. As in notebook 05, the spectrogram images are
@@ -133,7 +134,7 @@ def vq_vae_with_prior(
     )
     in_file_order = vq.spectrogram_dataset(folder, "train", cfg.spec, cfg.batch_size, shuffle=False)
     trained.extras["naive_bayes"] = inpainting.CodeNaiveBayes(
-        cfg.codebook_size, radius=cfg.radius
+        cfg.codebook_size, radius=cfg.prior_radius, positional=True
     ).fit_batches(model.code_batches(in_file_order))
     trained.extras["code_shape"] = model.code_shape()
     trained.extras["cfg"] = cfg
@@ -175,7 +176,8 @@ def sample_vq_sounds(
     trained: training.Trained, n: int, seed: int = 0, sweeps: int | None = None
 ) -> np.ndarray:
     """New clips ``[n, samples]`` from a VQ-VAE and its Naive Bayes prior: whole code maps
-    drawn from the prior, refined by Gibbs sweeps, decoded and inverted (Griffin-Lim)."""
+    drawn from the prior, refined by Gibbs sweeps (``cfg.prior_sweeps`` unless ``sweeps``),
+    decoded and inverted (Griffin-Lim)."""
     from course_lib import spectrogram
 
     cfg = trained.extras["cfg"]
@@ -186,7 +188,7 @@ def sample_vq_sounds(
         start,
         (0, height),
         (0, width),
-        sweeps=sweeps or cfg.sweeps,
+        sweeps=sweeps or cfg.prior_sweeps,
         temperature=1.0,
         seed=seed,
         reinitialize=True,

@@ -250,7 +250,14 @@ def _real_configs():
             },
         ),
         VQConfig: (
-            {"griffin_lim_iterations": 4, "radius": 2, "sweeps": 1, "temperature": 0.5},
+            {
+                "griffin_lim_iterations": 4,
+                "radius": 2,
+                "sweeps": 1,
+                "temperature": 0.5,
+                "prior_radius": 3,
+                "prior_sweeps": 2,
+            },
             {
                 "learning_rate": 5e-4,
                 "widths": (4, 8),

@@ -105,6 +105,11 @@ def test_vq_vae_with_prior_generates_clips_of_the_dataset_length(checkpoint_root
     cfg = VQConfig.quick().replace(dataset="speech", clip_seconds=1.0, epochs=1)
     trained = course_models.vq_vae_with_prior(folder, cfg, checkpoint_root, verbose=0)
     assert trained.extras["code_shape"] == (8, 16)
+    # the prior that makes new clips knows where each code sits in the 8 x 16 map
+    prior = trained.extras["naive_bayes"]
+    assert prior.positional and prior.radius == cfg.prior_radius == 2
+    assert prior.position_counts.shape == (8, 16, cfg.codebook_size)
+    assert prior.position_counts.sum() == prior.prior_counts.sum()  # one per code counted
     clips = course_models.sample_vq_sounds(trained, 3, seed=1, sweeps=1)
     assert clips.shape == (3, 8000) and np.isfinite(clips).all()
     assert not np.allclose(clips[0], clips[1])

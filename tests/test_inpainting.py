@@ -114,6 +114,68 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(codes), model.predict_proba(codes))
 
 
+def test_a_positional_model_adds_log_p_of_the_position_to_the_brute_force_posterior():
+    rng = np.random.default_rng(4)
+    train = rng.integers(0, 4, (6, 5, 3))
+    test = rng.integers(0, 4, (5, 3))
+    model = CodeNaiveBayes(4, radius=1, smoothing=0.5, positional=True).fit(train)
+    for t, f in [(0, 0), (2, 1), (4, 2)]:
+        # p(pos = (t, f) | x = k) = (maps with k at (t, f) + alpha) / (N_k + alpha h w)
+        at_position = np.array([(train[:, t, f] == k).sum() for k in range(4)])
+        totals = np.array([(train == k).sum() for k in range(4)])
+        position = (at_position + 0.5) / (totals + 0.5 * 5 * 3)
+        expected = brute_force_posterior(train, test, t, f, 4, 1, 0.5) * position
+        np.testing.assert_allclose(
+            model.predict_proba(test)[t, f], expected / expected.sum(), rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            model.predict_proba(test, [(t, f)])[0], expected / expected.sum(), rtol=1e-6
+        )
+    by_batch = CodeNaiveBayes(4, radius=1, positional=True).fit_batches([train[:2], train[2:]])
+    np.testing.assert_array_equal(by_batch.position_counts, model.position_counts)
+
+
+def test_maps_drawn_from_a_positional_model_keep_each_code_where_training_had_it():
+    """Training maps: code 0 on the first two rows, codes 1 and 2 at random below. Drawn
+    from scratch, a positional model puts them back in place; neighbours alone cannot
+    tell the rows apart far from the edges."""
+    rng = np.random.default_rng(5)
+    train = rng.integers(1, 3, (40, 8, 6))
+    train[:, :2] = 0
+    in_place = {}
+    for positional in (False, True):
+        model = CodeNaiveBayes(3, radius=1, positional=positional).fit(train)
+        drawn = model.resample_region(
+            np.zeros((20, 8, 6), int), (0, 8), (0, 6), sweeps=4, seed=0, reinitialize=True
+        )
+        kept = (drawn[:, :2] == 0).sum() + (drawn[:, 2:] != 0).sum()
+        in_place[positional] = kept / drawn.size
+    assert in_place[True] > 0.97, in_place
+    assert in_place[False] < 0.9, in_place
+
+
+def test_a_positional_model_refuses_maps_of_another_size_and_saves_its_positions(tmp_path):
+    codes = np.random.default_rng(6).integers(0, 5, (4, 6, 3))
+    model = CodeNaiveBayes(5, radius=1, positional=True).fit(codes)
+    for action, call in (
+        ("score", lambda maps: model.predict(maps)),
+        ("resample", lambda maps: model.resample_region(maps, (0, 2), (0, 2))),
+        ("fit", lambda maps: model.partial_fit(maps)),
+    ):
+        with pytest.raises(ValueError, match=f"cannot {action} 7 x 3 code maps .* fitted on 6 x 3"):
+            call(np.zeros((2, 7, 3), int))
+    loaded = CodeNaiveBayes.load(model.save(tmp_path / "positional.npz"))
+    assert (
+        loaded.positional
+        and not CodeNaiveBayes.load(
+            CodeNaiveBayes(5).fit(codes).save(tmp_path / "plain.npz")
+        ).positional
+    )
+    np.testing.assert_allclose(loaded.predict_proba(codes), model.predict_proba(codes))
+    with pytest.raises(ValueError, match="not positional"):
+        CodeNaiveBayes(5).fit(codes).log_position_likelihood  # noqa: B018
+
+
 def test_bad_inputs_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="not fitted yet"):
         CodeNaiveBayes(4).predict(np.zeros((2, 2), int))

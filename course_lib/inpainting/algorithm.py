@@ -21,6 +21,18 @@ where ``C_o[v, k]`` counts the pairs (centre ``k``, neighbour ``v`` at offset ``
 are summed in log space, ``log p(x) + sum_o log p(n_o | x)``, and normalised over the ``K``
 codes; neighbours outside the map are left out of the sum (a missing feature).
 
+A positional model (``positional=True``) counts one more feature: the position ``(t, f)``
+of the code itself, with its own table
+
+    p(pos = (t, f) | x = k) = (P[t, f, k] + alpha) / (N_k + alpha h w),
+
+where ``P[t, f, k]`` counts the maps with code ``k`` at ``(t, f)`` (``h x w``: the size of
+every map it is fitted on). The neighbours say what fits beside a code; the position says
+where in the clip (when, and at which frequency) a code is found. A spectrogram is not the
+same everywhere: the start and end of a word are silence, and low and high bins hold
+different sounds, which a model of neighbours alone cannot know. It adds ``log p(pos |
+x)`` to the scores, so it only applies to maps of the size it was fitted on.
+
 Resampling a region is Gibbs sampling: sweep over the positions of a box in random order,
 drawing each code from its conditional given the current neighbours (which include codes
 already redrawn), ``p^(1 / T)`` renormalised at temperature ``T``. Codes outside the box
@@ -95,6 +107,8 @@ class CodeNaiveBayes:
         codebook_size: number of distinct codes ``K``.
         radius: neighbours within ``radius`` steps in time and in frequency.
         smoothing: Laplace's ``alpha`` (1 is add-one smoothing).
+        positional: also count each code's position in its map (module docstring): then
+            every map it fits, scores or resamples must have the same ``[h, w]``.
 
     Example:
         >>> model = CodeNaiveBayes(64, radius=2).fit(train_codes)   # [n, h, w] ints
@@ -103,7 +117,13 @@ class CodeNaiveBayes:
         >>> model.score_batches(vq_model.code_batches(test_dataset))  # CodeScores
     """
 
-    def __init__(self, codebook_size: int, radius: int = 1, smoothing: float = 1.0):
+    def __init__(
+        self,
+        codebook_size: int,
+        radius: int = 1,
+        smoothing: float = 1.0,
+        positional: bool = False,
+    ):
         if codebook_size < 2:
             raise ValueError(f"codebook_size must be at least 2, got {codebook_size}.")
         if smoothing <= 0:
@@ -112,8 +132,10 @@ class CodeNaiveBayes:
         self.radius = int(radius)
         self.smoothing = float(smoothing)
         self.offsets = neighbour_offsets(self.radius)
+        self.positional = bool(positional)
         self.prior_counts: np.ndarray | None = None
         self.pair_counts: np.ndarray | None = None
+        self.position_counts: np.ndarray | None = None  # [h, w, K] when positional
 
     # ------------------------------------------------------------------ fitting
 
@@ -127,7 +149,7 @@ class CodeNaiveBayes:
         ``vq_model.code_batches(dataset)``): the counts add up batch by batch, so the maps
         are never held together, and the result is that of :meth:`fit` on all of them.
         Returns ``self``."""
-        self.prior_counts = self.pair_counts = None
+        self.prior_counts = self.pair_counts = self.position_counts = None
         for codes in code_batches:
             self.partial_fit(codes)
         if self.prior_counts is None or self.prior_counts.sum() == 0:
@@ -142,6 +164,14 @@ class CodeNaiveBayes:
         if self.prior_counts is None or self.pair_counts is None:
             self.prior_counts = np.zeros(size, np.float64)
             self.pair_counts = np.zeros((len(self.offsets), size, size), np.float64)
+            if self.positional:
+                self.position_counts = np.zeros((*maps.shape[1:], size), np.float64)
+        if self.positional:
+            self._check_map_shape(maps.shape[1:], "fit")
+            positions = np.arange(maps.shape[1] * maps.shape[2])  # [h w], raster order
+            flat = (positions * size + maps.reshape(len(maps), -1)).ravel()
+            counts = np.bincount(flat, minlength=len(positions) * size)
+            self.position_counts += counts.reshape(self.position_counts.shape)
         self.prior_counts += np.bincount(maps.ravel(), minlength=size)
         for index, (dt, df) in enumerate(self.offsets):
             centre, neighbour = _shifted_pairs(maps, dt, df)
@@ -167,6 +197,31 @@ class CodeNaiveBayes:
         alpha, size = self.smoothing, self.codebook_size
         totals = self.pair_counts.sum(axis=1, keepdims=True)  # over neighbour values
         return np.log((self.pair_counts + alpha) / (totals + alpha * size))
+
+    @property
+    def log_position_likelihood(self) -> np.ndarray:
+        """``log p(pos = (t, f) | x = k)``, ``[h, w, K]`` (a positional model only)."""
+        self._check_fitted()
+        if self.position_counts is None:
+            raise ValueError(
+                "this CodeNaiveBayes is not positional: create it with positional=True."
+            )
+        height, width, _ = self.position_counts.shape
+        totals = self.position_counts.sum(axis=(0, 1))  # N_k
+        return np.log(
+            (self.position_counts + self.smoothing) / (totals + self.smoothing * height * width)
+        )
+
+    def _check_map_shape(self, shape, action: str) -> None:
+        """A positional model's maps must all be ``[h, w]`` as first fitted."""
+        if self.position_counts is not None and tuple(shape) != self.position_counts.shape[:2]:
+            height, width, _ = self.position_counts.shape
+            raise ValueError(
+                f"cannot {action} {shape[0]} x {shape[1]} code maps with a positional Naive "
+                f"Bayes model fitted on {height} x {width} maps: it knows the codes of those "
+                "positions only (cut or pad the clips to the length it was fitted on, or "
+                "fit it with positional=False)."
+            )
 
     @property
     def conditionals(self) -> np.ndarray:
@@ -199,6 +254,7 @@ class CodeNaiveBayes:
         """
         maps, single = _as_maps(codes, self.codebook_size)
         log_prior, table = self._padded_tables()
+        position_table = self._position_table(maps.shape[1:], "score")
         padded = self._pad(maps)
         radius = self.radius
         if positions is None:
@@ -209,10 +265,16 @@ class CodeNaiveBayes:
                     :, radius + dt : radius + dt + height, radius + df : radius + df + width
                 ]  # [n, h, w]
                 scores += table[index][neighbours]  # [n, h, w, K]
+            if position_table is not None:
+                scores += position_table
         else:
             positions = self._checked_positions(positions, maps.shape[1:])
             scores = np.stack(
-                [self._scores_at(padded, table, log_prior, t, f) for t, f in positions], axis=1
+                [
+                    self._scores_at(padded, table, log_prior, t, f, position_table)
+                    for t, f in positions
+                ],
+                axis=1,
             )  # [n, P, K]
         scores -= _logsumexp(scores)
         return scores[0] if single else scores
@@ -270,13 +332,19 @@ class CodeNaiveBayes:
             maps, ((0, 0), (radius, radius), (radius, radius)), constant_values=self.codebook_size
         )
 
-    def _scores_at(self, padded, table, log_prior, t: int, f: int) -> np.ndarray:
+    def _position_table(self, shape, action: str) -> np.ndarray | None:
+        """``log p(pos | x)`` ``[h, w, K]`` for maps of ``shape``, or None (not positional)."""
+        self._check_map_shape(shape, action)
+        return self.log_position_likelihood if self.position_counts is not None else None
+
+    def _scores_at(self, padded, table, log_prior, t: int, f: int, position_table) -> np.ndarray:
         """Unnormalised log scores ``[n, K]`` of position ``(t, f)``."""
         rows = self.radius + t + self.offsets[:, 0]
         cols = self.radius + f + self.offsets[:, 1]
         neighbours = padded[:, rows, cols]  # [n, offsets]
         offset_index = np.arange(len(self.offsets))[None, :]
-        return log_prior + table[offset_index, neighbours].sum(axis=1)  # [n, O, K] -> [n, K]
+        scores = log_prior + table[offset_index, neighbours].sum(axis=1)  # [n, O, K] -> [n, K]
+        return scores if position_table is None else scores + position_table[t, f]
 
     @staticmethod
     def _checked_positions(positions, shape) -> list[tuple[int, int]]:
@@ -324,16 +392,18 @@ class CodeNaiveBayes:
             raise ValueError(f"temperature must be >= 0, got {temperature}.")
         rng = np.random.default_rng(seed)
         log_prior, table = self._padded_tables()
+        position_table = self._position_table(maps.shape[1:], "resample")
         padded = self._pad(maps)
         box = [(t, f) for t in range(rows.start, rows.stop) for f in range(cols.start, cols.stop)]
         radius = self.radius
-        if reinitialize:
+        if reinitialize:  # from p(x), or from p(x | pos) for a positional model
             for t, f in box:
-                padded[:, radius + t, radius + f] = _draw(log_prior[None], 1.0, rng, len(maps))
+                start = log_prior if position_table is None else log_prior + position_table[t, f]
+                padded[:, radius + t, radius + f] = _draw(start[None], 1.0, rng, len(maps))
         for _ in range(sweeps):
             for position in rng.permutation(len(box)):
                 t, f = box[position]
-                scores = self._scores_at(padded, table, log_prior, t, f)  # [n, K]
+                scores = self._scores_at(padded, table, log_prior, t, f, position_table)  # [n, K]
                 padded[:, radius + t, radius + f] = _draw(scores, temperature, rng, len(maps))
         result = padded[:, radius:-radius, radius:-radius].astype(np.int32)
         return result[0] if single else result
@@ -344,6 +414,9 @@ class CodeNaiveBayes:
         """Write the counts and settings to an ``.npz`` file."""
         self._check_fitted()
         path = Path(path)
+        positional = (
+            {} if self.position_counts is None else {"position_counts": self.position_counts}
+        )
         np.savez(
             path,
             prior_counts=self.prior_counts,
@@ -351,6 +424,7 @@ class CodeNaiveBayes:
             codebook_size=self.codebook_size,
             radius=self.radius,
             smoothing=self.smoothing,
+            **positional,
         )
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
@@ -359,10 +433,15 @@ class CodeNaiveBayes:
         """Read a model written by :meth:`save`."""
         with np.load(path) as saved:
             model = cls(
-                int(saved["codebook_size"]), int(saved["radius"]), float(saved["smoothing"])
+                int(saved["codebook_size"]),
+                int(saved["radius"]),
+                float(saved["smoothing"]),
+                positional="position_counts" in saved,
             )
             model.prior_counts = saved["prior_counts"].astype(np.float64)
             model.pair_counts = saved["pair_counts"].astype(np.float64)
+            if model.positional:
+                model.position_counts = saved["position_counts"].astype(np.float64)
         expected = (len(model.offsets), model.codebook_size, model.codebook_size)
         if model.pair_counts.shape != expected:
             raise ValueError(f"{path}: pair counts {model.pair_counts.shape}, expected {expected}.")

@@ -62,6 +62,11 @@ class VQConfig(Presets):
         radius: the Naive Bayes neighbourhood: codes within this many steps in time and in
             frequency (a ``(2 r + 1)^2 - 1`` square).
         sweeps: Gibbs sweeps over the region when resampling.
+        prior_radius, prior_sweeps: the neighbourhood of the Naive Bayes prior that makes
+            new clips (``course_models.vq_vae_with_prior``), and its Gibbs sweeps over a
+            whole map. That model is positional (each code's place in the map is one more
+            feature), which the fixed-length clips it makes allow; the inpainting effect
+            takes sounds of any length, so its model is not.
         temperature: sampling temperature (0: most likely code; 1: the model's
             distribution; above 1: more random).
     """
@@ -100,6 +105,8 @@ class VQConfig(Presets):
     # inpainting: the Naive Bayes prior is fitted after training (not part of tag())
     radius: int = not_training(1)
     sweeps: int = not_training(4)
+    prior_radius: int = not_training(2)
+    prior_sweeps: int = not_training(8)
     temperature: float = not_training(1.0)
 
     # The rehearsal (COURSE_MODE=rehearsal): the full networks and images, one epoch each.
@@ -113,10 +120,12 @@ class VQConfig(Presets):
         if not self.widths or not self.digit_widths:
             raise ValueError("widths and digit_widths need at least one stride-2 block.")
         check_training_minutes(self.training_minutes)
-        if self.radius < 1 or self.sweeps < 1 or self.temperature < 0:
+        neighbourhoods, sweeps = (self.radius, self.prior_radius), (self.sweeps, self.prior_sweeps)
+        if min(neighbourhoods) < 1 or min(sweeps) < 1 or self.temperature < 0:
             raise ValueError(
-                f"need radius >= 1, sweeps >= 1 and temperature >= 0, got {self.radius}, "
-                f"{self.sweeps} and {self.temperature}."
+                "need radius, prior_radius, sweeps and prior_sweeps >= 1 and temperature >= 0, "
+                f"got {self.radius}, {self.prior_radius}, {self.sweeps}, {self.prior_sweeps} "
+                f"and {self.temperature}."
             )
 
     @classmethod

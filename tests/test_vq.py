@@ -267,6 +267,10 @@ def test_config_presets_fit_the_downsampling():
         VQConfig(dataset="gtzan")
     with pytest.raises(ValueError, match="training_minutes must be >= 0"):
         VQConfig(training_minutes=-1.0)
+    # the prior that makes new clips: its own neighbourhood and sweeps, checked like radius
+    assert (laptop.prior_radius, laptop.prior_sweeps) == (2, 8)
+    with pytest.raises(ValueError, match=r"prior_sweeps >= 1 .* got 1, 2, 4, 0 and 1\.0"):
+        VQConfig(prior_sweeps=0)
 
 
 # ----------------------------------------------------------------------------- data

@@ -14,10 +14,11 @@ WaveNetConfig), conditioned on the word; ``vae`` (notebook 04's VAEConfig) and
 ``vq_vae`` (notebook 05's VQConfig with its Naive Bayes prior, as notebook 07 trains it
 on the digits), autoencoders trained on all ten words, whose rows give the judge's
 accuracy on their reconstructions of the real test clips of ``--words`` (the word must
-survive the round trip) and the FID and IS of their prior samples. Each starts from its
-laptop preset (``DiffusionConfig.laptop()``, ...; its own ``training_minutes`` give way
-to ``--minutes``) with ``--set field=value`` changes (passed to every model named), so
-architectures can be compared at the same budget:
+survive the round trip) and the FID and IS of their prior samples (the VAE's drawn from
+the Gaussian mixture fitted to its training clips' codes, as notebooks 04 and 07 draw
+them). Each starts from its laptop preset (``DiffusionConfig.laptop()``, ...; its own
+``training_minutes`` give way to ``--minutes``) with ``--set field=value`` changes
+(passed to every model named), so architectures can be compared at the same budget:
 
     python benchmarks/speaks.py --minutes 4 --model diffusion --words zero,six
     python benchmarks/speaks.py --minutes 4 --model diffusion --words zero,six \\
@@ -179,7 +180,7 @@ def train_vae(words: list[int], seconds: float, changes: list[str]) -> Trained:
     from course_lib import course_models
     from course_lib.vae import VAEConfig
 
-    cfg = with_changes(VAEConfig.laptop(), changes).replace(epochs=10**5)
+    cfg = with_changes(VAEConfig.laptop(), changes).replace(epochs=10**5, training_minutes=0.0)
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
     budget = training.StopAfter(seconds)
     with tempfile.TemporaryDirectory() as checkpoints:
@@ -187,7 +188,7 @@ def train_vae(words: list[int], seconds: float, changes: list[str]) -> Trained:
     model = trained.model
     print(f"vae: {cfg}")
     return Trained(
-        lambda asked: model.generate(len(asked), seed=1, iterations=cfg.griffin_lim_iterations),
+        lambda asked: course_models.sample_vae_sounds(trained, len(asked), seed=1),
         cfg.sample_rate,
         budget.elapsed,
         budget.steps,

@@ -138,10 +138,10 @@ def measure() -> dict[str, float]:
 
     vae = train("VAE step", full_presets.vae, 64).model
     call("VAE clip", lambda x: vae(x, training=False), one((1, vae.clip_samples, 1)))
-    call("VAE decoder", lambda z: vae.decoder(z, training=False), one((1, vae.latent_dim)))
-    train("VAE step z=16", full_presets.vae, 64, latent_dim=16)
+    call("VAE decoder", lambda z: vae.decoder(z, training=False), one((1, *vae.latent_shape)))
+    train("VAE step z=4 per step", full_presets.vae, 64, latent_dim=4)
     waveform = train("waveform VAE step", full_presets.vae, 64, waveform=True).model
-    latent = one((1, waveform.latent_dim))
+    latent = one((1, *waveform.latent_shape))
     call("waveform VAE decoder", lambda z: waveform.decoder(z, training=False), latent)
 
     train("VQ digits step", full_presets.vq_vae, 32, digits=True)
@@ -217,11 +217,12 @@ def notebooks(c: dict[str, float], op_latency: float) -> list[Notebook]:
     # then on score_clips (cells 16, 18); the panel's first clip; all guided.
     guided = 200 + 10 * (d.diffusion_steps + d.ddim_steps) + 50
     guided += d.score_clips * (d.diffusion_steps + d.ddim_steps)
-    # 04: decoded + Griffin-Lim: 6 at epoch ends, 4 + 8 + 9 (cells 16-20), 1,000 scored
-    # and 1,000 per sweep setting; the waveform VAE's 1,000 (no Griffin-Lim).
-    decoded = 27 + v.score_clips * (1 + len(v.sweep))
-    vae_scored = v.score_clips * (4 + len(v.sweep) + 1)  # 3 real sets and every model's
-    sweep = sum(c["VAE step z=16" if z == 16 else "VAE step"] for _, z in v.sweep)
+    # 04: decoded + Griffin-Lim: 6 at epoch ends, 4 + 8 + 8 + 9 (reconstructions, samples
+    # from N(0, I) and from the fitted prior, the walk), 1,000 scored from each prior and
+    # 1,000 per sweep setting; the waveform VAE's 1,000 (no Griffin-Lim).
+    decoded = 35 + v.score_clips * (2 + len(v.sweep))
+    vae_scored = v.score_clips * (5 + len(v.sweep) + 1)  # 3 real sets and every model's
+    sweep = sum(c["VAE step z=4 per step" if z == 4 else "VAE step"] for _, z in v.sweep)
     # 06: 10 clips of 1 s (cell 17), 200 samples naive and fast (19), 100 scored (21).
     one_second = round(w.generate_seconds * w.sample_rate)
     wavenet_runs = [

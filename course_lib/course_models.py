@@ -79,7 +79,9 @@ def vae(
     verbose: int | str = 2,
 ) -> training.Trained:
     """The spectrogram VAE of notebook 04 on a converted dataset, validated each epoch
-    (its training cell: section 3)."""
+    (its training cell: section 3), with the prior that new clips are drawn from (section
+    5) in ``extras["latent_prior"]``: a mixture of ``cfg.prior_components`` Gaussians
+    fitted to the codes of the training clips (``vae.LatentMixturePrior``)."""
     from course_lib import vae as vae_lib
 
     clip_samples = data.read_manifest(folder).clip_samples
@@ -89,15 +91,22 @@ def vae(
     train = data.load_split(folder, "train", batch_size=cfg.batch_size, seed=cfg.seed)
     validation = data.load_split(folder, "validation", batch_size=256, shuffle=False)
     run_folder = Path(checkpoints) / VAE_FOLDER / cfg.tag()
-    return training.train_or_restore(
+    trained = training.train_or_restore(
         model,
         train,
         run_folder,
         cfg.epochs,
         callbacks,
+        minutes=cfg.training_minutes,
         validation_data=validation,
         verbose=verbose,
     )
+    in_file_order = data.load_split(folder, "train", batch_size=256, shuffle=False)
+    trained.extras["latent_prior"] = vae_lib.fit_to_training_clips(
+        model, in_file_order, cfg.prior_components, cfg.seed
+    )
+    trained.extras["cfg"] = cfg
+    return trained
 
 
 def vq_vae_with_prior(
@@ -195,6 +204,14 @@ def sample_vq_sounds(
     )
     images = trained.model.decode_codes(codes)
     return spectrogram.to_audio(images, cfg.clip_samples, cfg.spec, cfg.griffin_lim_iterations)
+
+
+def sample_vae_sounds(trained: training.Trained, n: int, seed: int = 0) -> np.ndarray:
+    """New clips ``[n, samples]`` from a VAE of :func:`vae`: codes drawn from its fitted
+    prior (``extras["latent_prior"]``), decoded and inverted (Griffin-Lim)."""
+    cfg = trained.extras["cfg"]
+    codes = trained.extras["latent_prior"].sample(n, seed)
+    return trained.model.decode_to_audio(codes, cfg.griffin_lim_iterations)
 
 
 def reconstruct_vq_sounds(trained: training.Trained, clips: np.ndarray) -> np.ndarray:

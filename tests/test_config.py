@@ -239,6 +239,7 @@ def _real_configs():
                 "sweep": ((2.0, 8),),
                 "sweep_epochs": 3,
                 "waveform_epochs": 7,
+                "prior_components": 3,
             },
             {
                 "learning_rate": 5e-4,
@@ -247,6 +248,7 @@ def _real_configs():
                 "epochs": 2,
                 "beta": 0.5,
                 "warmup_steps": 7,
+                "training_minutes": 5.0,
             },
         ),
         VQConfig: (
@@ -302,12 +304,15 @@ def test_real_configs_tag_only_their_training_fields(preset):
             assert changed.tag() != cfg.tag(), (cls.__name__, name)
 
 
-@pytest.mark.parametrize("name", ["DiffusionConfig", "VQConfig"])
+@pytest.mark.parametrize("name", ["DiffusionConfig", "VQConfig", "VAEConfig"])
 def test_a_negative_training_budget_is_refused_and_zero_means_none(name):
     from course_lib.diffusion import DiffusionConfig
+    from course_lib.vae import VAEConfig
     from course_lib.vq import VQConfig
 
-    preset = {"DiffusionConfig": DiffusionConfig, "VQConfig": VQConfig}[name]
+    preset = {"DiffusionConfig": DiffusionConfig, "VQConfig": VQConfig, "VAEConfig": VAEConfig}[
+        name
+    ]
     assert preset.full().training_minutes == 0.0 and preset.laptop().training_minutes == 20.0
     with pytest.raises(ValueError, match=r"training_minutes must be >= 0, got -0\.5\."):
         preset.full().replace(training_minutes=-0.5)

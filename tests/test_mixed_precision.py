@@ -164,7 +164,7 @@ def test_vae_trains_in_mixed_precision(waveform):
     model = runs["mixed_float16"][0]
     elements = clip_samples if waveform else 32 * 128
     assert model.optimizer.initial_scale == initial_loss_scale(elements) == 8.0
-    assert model.decoder(np.zeros((1, cfg.latent_dim)), training=False).dtype == "float32"
+    assert model.decoder(np.zeros((1, *model.latent_shape)), training=False).dtype == "float32"
 
 
 def test_initial_loss_scale_is_2_to_the_15_over_the_elements():

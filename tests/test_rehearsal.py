@@ -116,7 +116,16 @@ def _ddim_guided(built) -> tuple:
 
 
 def _vae_prior_sample(built) -> tuple:
-    return (built.model.generate(1, seed=0, iterations=GRIFFIN_LIM_ITERATIONS),)
+    """One clip from N(0, I), and one from a mixture prior fitted to the batch's codes
+    (notebook 04's fitted prior, with one Gaussian: the batch has few clips)."""
+    from course_lib import vae
+
+    audio = built.batch[0][..., 0]
+    prior = vae.LatentMixturePrior(components=1).fit(built.model.encode(audio)[0])
+    return (
+        built.model.generate(1, seed=0, iterations=GRIFFIN_LIM_ITERATIONS),
+        built.model.decode_to_audio(prior.sample(1), GRIFFIN_LIM_ITERATIONS),
+    )
 
 
 def _vq_codes_decoded(built) -> tuple:

@@ -1,6 +1,6 @@
-"""course_lib.vae: the KL term, the sampling gradient, the warm-up, learning, saving,
-distribution, XLA, and the FID of a trained VAE's reconstructions against an untrained
-one's."""
+"""course_lib.vae: the KL term, the sampling gradient, the warm-up, the latent over time,
+learning, saving, distribution, XLA, and the FID of a trained VAE's reconstructions
+against an untrained one's."""
 
 import numpy as np
 import pytest
@@ -19,6 +19,52 @@ def test_kl_divergence_matches_numpy():
     expected = 0.5 * np.sum(np.exp(log_var) + mean**2 - 1 - log_var, axis=1)
     np.testing.assert_allclose(vae.kl_divergence(mean, log_var).numpy(), expected, rtol=1e-6)
     assert np.allclose(vae.kl_divergence(np.zeros((2, 3)), np.zeros((2, 3))).numpy(), 0)
+
+
+def test_kl_divergence_sums_over_every_step_of_a_latent_over_time():
+    rng = np.random.default_rng(1)
+    mean, log_var = rng.standard_normal((4, 8, 3)), rng.standard_normal((4, 8, 3))
+    expected = 0.5 * np.sum(np.exp(log_var) + mean**2 - 1 - log_var, axis=(1, 2))
+    np.testing.assert_allclose(vae.kl_divergence(mean, log_var).numpy(), expected, rtol=1e-6)
+
+
+TIME_CFG = CFG.replace(widths=(8, 16, 32), latent_over_time=True, latent_dim=4)
+
+
+def test_a_latent_over_time_has_one_vector_per_step_of_the_last_feature_map():
+    model = vae.build_vae(RATE, TIME_CFG)
+    # 64 frames halved three times: 8 steps of 4 numbers (global: one vector of 4).
+    assert model.latent_shape == (8, 4)
+    assert vae.build_vae(RATE, TIME_CFG.replace(latent_over_time=False)).latent_shape == (4,)
+    audio = np.random.default_rng(7).uniform(-0.3, 0.3, (3, RATE)).astype(np.float32)
+    outputs = model(audio[..., None])
+    assert outputs["mean"].shape == outputs["log_var"].shape == (3, 8, 4)
+    assert outputs["reconstruction"].shape == outputs["target"].shape == (3, 64, 128, 1)
+    assert model.generate(2, seed=1, iterations=2).shape == (2, RATE)
+    assert model.interpolate(audio[0], audio[1], steps=3, iterations=2).shape == (3, RATE)
+    assert TIME_CFG.tag() != TIME_CFG.replace(latent_over_time=False).tag()
+
+
+def test_each_step_of_the_code_hears_only_the_sounds_around_it():
+    """Changing the last quarter second changes the last steps' codes, not the first's."""
+    model = vae.build_vae(RATE, TIME_CFG)
+    audio = np.random.default_rng(8).uniform(-0.3, 0.3, (1, RATE)).astype(np.float32)
+    changed = audio.copy()
+    changed[:, -RATE // 4 :] = np.random.default_rng(9).uniform(-0.3, 0.3, RATE // 4)
+    before, after = model.encode(audio)[0][0], model.encode(changed)[0][0]  # [8, 4]
+    np.testing.assert_allclose(after[:2], before[:2], atol=1e-6)
+    assert np.abs(after[-1] - before[-1]).max() > 1e-3
+
+
+def test_the_laptop_and_full_presets_keep_time_in_the_code():
+    laptop = vae.VAEConfig.laptop()
+    assert laptop.latent_over_time and laptop.training_minutes == 20.0
+    assert vae.build_vae(RATE, laptop).latent_shape == (8, 16)  # one vector per 125 ms
+    full = vae.VAEConfig.full()
+    assert vae.build_vae(16000, full).latent_shape == (8, 16)
+    assert not CFG.latent_over_time  # quick: one vector, its minute
+    with pytest.raises(ValueError, match="prior_components must be at least 1, got 0"):
+        CFG.replace(prior_components=0)
 
 
 def test_sampling_passes_gradients_to_mean_and_variance():
@@ -125,6 +171,17 @@ def test_a_saved_vae_reloads_with_identical_outputs(trained, tmp_path):
     )
     steps = loaded.interpolate(clips[0], clips[1], steps=3, iterations=4)
     assert steps.shape == (3, RATE)
+
+
+def test_a_saved_vae_with_a_latent_over_time_reloads_as_one(tmp_path):
+    import keras
+
+    model = vae.build_vae(RATE, TIME_CFG)
+    model.save(tmp_path / "vae.keras")
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    assert loaded.latent_over_time and loaded.latent_shape == (8, 4)
+    clips = np.random.default_rng(4).uniform(-0.3, 0.3, (2, RATE)).astype(np.float32)
+    np.testing.assert_allclose(loaded.encode(clips)[0], model.encode(clips)[0], atol=1e-5)
 
 
 @pytest.mark.slow

@@ -47,10 +47,13 @@ class Sampling(keras.layers.Layer):
 
 
 def kl_divergence(mean, log_var):
-    """``KL(N(mu, diag(sigma^2)) || N(0, I))`` per example, ``[batch, latent] -> [batch]``.
+    """``KL(N(mu, diag(sigma^2)) || N(0, I))`` per example, ``[batch, *latent] -> [batch]``.
 
     ``KL = -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)`` (Kingma & Welling, 2014,
-    appendix B). Computed in float32 (float16 inputs are cast): ``exp`` overflows float16.
+    appendix B), summed over every number ``j`` of an example's latent (a vector, or a
+    sequence of vectors). Computed in float32 (float16 inputs are cast): ``exp``
+    overflows float16.
     """
     mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
-    return -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
+    terms = 1.0 + log_var - ops.square(mean) - ops.exp(log_var)
+    return -0.5 * ops.sum(terms, axis=tuple(range(1, len(terms.shape))))

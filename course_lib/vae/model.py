@@ -22,6 +22,15 @@ LeakyReLU and dropout, then a dense layer to ``(mu, log sigma^2)``. Decoder: the
 image with transposed convolutions and a sigmoid output. Batch normalization and leaky
 units keep gradients alive through the stack.
 
+The latent is one vector per clip, ``z [latent_dim]``, or, with ``latent_over_time``, a
+short sequence ``z [steps, latent_dim]``: one vector for each time step of the encoder's
+last feature map (``steps = frames / 2 ** len(widths)``), computed by the same dense layer
+from that step's features only. A global vector must code where in the clip each sound
+sits; a sequence keeps the time axis, as the VQ-VAE's code map does, and the word survives
+the round trip far better (``VAEConfig.laptop``: 90% of unseen speakers' clips, against 58
+to 66% for one vector, after 20 minutes on one CPU core). The posterior and the prior still
+factorise over every number of ``z``, so the KL term is summed over steps and dimensions.
+
 Used in: 04_vae_fid.ipynb.
 """
 
@@ -58,7 +67,8 @@ class AudioVAE(keras.Model):
 
     ``call(audio [batch, samples, 1])`` returns a dict: ``target`` (what the model
     rebuilds: a spectrogram image or the waveform itself), ``reconstruction``, ``mean`` and
-    ``log_var`` (``[batch, latent_dim]``). ``fit`` takes batches ``(audio, labels)`` and
+    ``log_var`` (``[batch, *latent_shape]``: ``[batch, latent_dim]``, or ``[batch, steps,
+    latent_dim]`` with ``latent_over_time``). ``fit`` takes batches ``(audio, labels)`` and
     ignores the labels; it reports ``loss``, ``reconstruction`` (summed squared error per
     clip), ``kl`` (nats per clip) and ``kl_weight``. Subclasses set ``self.encoder`` and
     ``self.decoder`` and define :meth:`to_target` and :meth:`target_to_audio`.
@@ -71,6 +81,8 @@ class AudioVAE(keras.Model):
         dropout: dropout after each encoder block.
         beta, warmup_steps: the KL weight schedule (:func:`kl_weight`).
         seed: seed of the sampling noise.
+        latent_over_time: False: ``z [latent_dim]``; True: ``z [steps, latent_dim]``, one
+            vector per time step of the encoder's last feature map (module docstring).
 
     Mixed precision: built under the ``mixed_float16`` dtype policy
     (``course_lib.accelerator``), the encoder and decoder blocks compute in float16,
@@ -91,6 +103,7 @@ class AudioVAE(keras.Model):
         beta: float = 1.0,
         warmup_steps: int = 5000,
         seed: int = 0,
+        latent_over_time: bool = False,
         **kwargs,
     ):
         # autocast=False: a mixed_float16 model would otherwise round its float32 audio to
@@ -108,6 +121,7 @@ class AudioVAE(keras.Model):
         self.beta = float(beta)
         self.warmup_steps = int(warmup_steps)
         self.seed = int(seed)
+        self.latent_over_time = bool(latent_over_time)
         self.sampling = Sampling(seed, name="sampling")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -119,16 +133,39 @@ class AudioVAE(keras.Model):
         constructed, and the sampling layer has no weights."""
         self.built = True
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one clip's ``z``: ``(latent_dim,)`` or ``(steps, latent_dim)``."""
+        return tuple(int(size) for size in self.encoder.outputs[0].shape[1:])
+
     def _gaussian_encoder(self, inputs, features) -> keras.Model:
-        """The encoder model: ``features`` flattened into ``(mu, log sigma^2)``, each
-        ``[batch, latent_dim]`` (``log_var`` starts at 0, i.e. sigma = 1)."""
-        x = keras.layers.Flatten()(features)
+        """The encoder model: ``features [batch, steps, ...]`` into ``(mu, log sigma^2)``,
+        each ``[batch, *latent_shape]`` (``log_var`` starts at 0, i.e. sigma = 1): all
+        features flattened into one vector, or, with ``latent_over_time``, each step's
+        features into that step's vector."""
+        if self.latent_over_time:  # [b, steps, ...] -> [b, steps, features of one step]
+            x = keras.layers.Reshape((features.shape[1], -1))(features)
+        else:
+            x = keras.layers.Flatten()(features)
         # float32 heads under any policy: log_var goes through exp in the KL and sampling.
         mean = keras.layers.Dense(self.latent_dim, name="mean", dtype="float32")(x)
         log_var = keras.layers.Dense(
             self.latent_dim, name="log_var", kernel_initializer="zeros", dtype="float32"
         )(x)
         return keras.Model(inputs, [mean, log_var], name="encoder")
+
+    def _decoder_input(self, grid: tuple[int, ...]):
+        """The decoder's input ``z`` and a dense layer that unfolds it onto the first
+        feature map ``[batch, *grid]`` (``grid[0]`` is the time axis): the whole vector
+        onto the whole map, or, with ``latent_over_time``, each step's vector onto that
+        step's features."""
+        if self.latent_over_time:
+            z = keras.Input((grid[0], self.latent_dim), name="z")
+            x = keras.layers.Dense(int(np.prod(grid[1:])))(z)  # [b, steps, rest of grid]
+        else:
+            z = keras.Input((self.latent_dim,), name="z")
+            x = keras.layers.Dense(int(np.prod(grid)))(z)
+        return z, keras.layers.Reshape(grid)(x)
 
     def to_target(self, audio):
         """Waveforms ``[batch, samples(, 1)]`` to what the model rebuilds."""
@@ -187,13 +224,13 @@ class AudioVAE(keras.Model):
     # ------------------------------------------------------------------ making audio
 
     def encode(self, audio: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior means and log variances ``[n, latent_dim]`` of clips ``[n, samples]``."""
+        """Posterior means and log variances ``[n, *latent_shape]`` of clips ``[n, samples]``."""
         targets = self.to_target(_clips(audio, self.clip_samples))
         mean, log_var = self.encoder.predict(targets, batch_size=batch_size, verbose=0)
         return mean, log_var
 
     def decode_to_audio(self, z: np.ndarray, iterations: int = 32) -> np.ndarray:
-        """Latents ``[n, latent_dim]`` to audio ``[n, samples]``."""
+        """Latents ``[n, *latent_shape]`` to audio ``[n, samples]``."""
         decoded = self.decoder.predict(np.asarray(z, np.float32), batch_size=128, verbose=0)
         return self.target_to_audio(decoded, iterations)
 
@@ -201,7 +238,7 @@ class AudioVAE(keras.Model):
         """``n`` new clips ``[n, samples]`` from the prior ``z ~ N(0, I)``."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}.")
-        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
+        z = np.random.default_rng(seed).standard_normal((n, *self.latent_shape))
         return self.decode_to_audio(z, iterations)
 
     def reconstruct(self, audio: np.ndarray, iterations: int = 32) -> np.ndarray:
@@ -217,7 +254,7 @@ class AudioVAE(keras.Model):
         if steps < 2:
             raise ValueError(f"steps must be at least 2, got {steps}.")
         means, _ = self.encode(np.stack([np.ravel(audio_a), np.ravel(audio_b)]))
-        amounts = np.linspace(0.0, 1.0, steps)[:, None]
+        amounts = np.linspace(0.0, 1.0, steps).reshape((steps,) + (1,) * len(self.latent_shape))
         return self.decode_to_audio((1 - amounts) * means[0] + amounts * means[1], iterations)
 
     def get_config(self):
@@ -231,6 +268,7 @@ class AudioVAE(keras.Model):
             "beta": self.beta,
             "warmup_steps": self.warmup_steps,
             "seed": self.seed,
+            "latent_over_time": self.latent_over_time,
         }
 
 
@@ -283,9 +321,7 @@ class SpectrogramVAE(AudioVAE):
         return self._gaussian_encoder(image, x)
 
     def _build_decoder(self, frames: int, bins: int) -> keras.Model:
-        z = keras.Input((self.latent_dim,), name="z")
-        x = keras.layers.Dense(frames * bins * self.widths[-1])(z)
-        x = keras.layers.Reshape((frames, bins, self.widths[-1]))(x)
+        z, x = self._decoder_input((frames, bins, self.widths[-1]))
         for width in reversed(self.widths):  # each block doubles both axes
             x = keras.layers.Conv2DTranspose(width, 3, strides=2, padding="same", use_bias=False)(x)
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
@@ -342,9 +378,7 @@ class WaveformVAE(AudioVAE):
         return self._gaussian_encoder(waveform, x)
 
     def _build_decoder(self) -> keras.Model:
-        z = keras.Input((self.latent_dim,), name="z")
-        x = keras.layers.Dense(self.bottleneck * self.widths[-1])(z)
-        x = keras.layers.Reshape((self.bottleneck, self.widths[-1]))(x)
+        z, x = self._decoder_input((self.bottleneck, self.widths[-1]))
         for width in reversed(self.widths):  # each block: [b, n, c] -> [b, 4 n, width]
             x = keras.layers.Conv1DTranspose(
                 width, self.KERNEL, strides=self.STRIDE, padding="same"
@@ -394,6 +428,7 @@ def build_vae(
         beta=cfg.beta,
         warmup_steps=cfg.warmup_steps,
         seed=cfg.seed,
+        latent_over_time=cfg.latent_over_time,
         name="waveform_vae" if waveform else "vae",
     )
     model.build((None, clip_samples, 1))

@@ -67,7 +67,8 @@ class LatentMixturePrior:
         if codes.ndim < 2 or len(codes) < self.components:
             raise ValueError(
                 f"need at least {self.components} codes [n, *latent_shape] to fit "
-                f"{self.components} components, got an array of shape {codes.shape}."
+                f"{self.components} components, got an array of shape {codes.shape}; with "
+                "fewer training clips than Gaussians, lower the config's prior_components."
             )
         if not np.all(np.isfinite(codes)):
             bad = int(np.sum(~np.all(np.isfinite(codes.reshape(len(codes), -1)), axis=1)))

@@ -83,6 +83,7 @@ class VAEConfig(Presets):
         sweep=((0.02, 16),),
         sweep_epochs=1,
         waveform_epochs=1,
+        prior_components=2,  # the rehearsal's fixture has ten training clips
     )
 
     def __post_init__(self):

@@ -131,38 +131,29 @@ def train_diffusion(words: list[int], seconds: float, changes: list[str]) -> Tra
 
 
 def train_wavenet(words: list[int], seconds: float, changes: list[str]) -> Trained:
-    from course_lib.wavenet import generation, model, settings, training_data
+    import tempfile
 
-    cfg = with_changes(settings.WaveNetConfig.laptop(), changes)
+    from course_lib.wavenet import WaveNetConfig, generation, logdir
+
+    cfg = with_changes(WaveNetConfig.laptop(), changes)
     folder = prepare.speech_commands_tfrecords(cfg.sample_rate, "sc09")
-    clips, labels = word_subset(folder, words, "train")
-    # Word over time counts clip positions: the clips keep their silence.
-    over_time = cfg.label_frames > 0
-    corpus = training_data.corpus_from_arrays(
-        list(clips),
-        cfg.sample_rate,
-        labels,
-        silence_threshold=0.0 if over_time else cfg.silence_threshold,
-    )
-    batches = training_data.crop_dataset(
-        corpus,
-        cfg.receptive_field,
-        cfg.target_length,
-        cfg.batch_size,
-        with_labels=True,
-        with_starts=over_time,
-    )
-    config.set_seed(0)
-    wavenet = model.build_wavenet(
-        cfg, num_classes=len(data.read_manifest(folder).labels), clip_samples=clips.shape[1]
-    )
+    manifest = data.read_manifest(folder)
+    # Notebook 06's crops (its words moved to start at cfg.word_onset_seconds), from the
+    # clips of the words asked for.
+    batches = logdir.training_batches(folder, cfg, with_labels=True, seed=0).unbatch()
+    batches = batches.filter(lambda inputs, targets: _says_one_of(inputs[1], words))
+    batches = batches.batch(cfg.batch_size, drop_remainder=True)
+    with tempfile.TemporaryDirectory() as run_folder:
+        wavenet = logdir.restore_or_build(
+            cfg, manifest.labels, run_folder, clip_samples=manifest.clip_samples
+        )
     budget = training.StopAfter(seconds)
     wavenet.fit(batches, epochs=10**6, steps_per_epoch=50, callbacks=[budget], verbose=0)
 
     def generate(asked):
         made = generation.generate(
             wavenet,
-            clips.shape[1],
+            manifest.clip_samples,
             num_clips=len(asked),
             labels=asked,
             temperature=cfg.temperature,
@@ -172,6 +163,13 @@ def train_wavenet(words: list[int], seconds: float, changes: list[str]) -> Train
 
     print(f"wavenet: {cfg}, receptive field {cfg.receptive_field} samples")
     return Trained(generate, cfg.sample_rate, budget.elapsed, budget.steps)
+
+
+def _says_one_of(label, words: list[int]):
+    """True for a crop of one of ``words`` (a tf.data filter)."""
+    import tensorflow as tf
+
+    return tf.reduce_any(tf.equal(tf.cast(label, tf.int32), words))
 
 
 def train_vae(words: list[int], seconds: float, changes: list[str]) -> Trained:

@@ -19,9 +19,10 @@ The five presets of :data:`BUILDERS`:
   with ``waveform=True``); batch ``(audio [b, n, 1], labels)`` (the labels are ignored).
 - ``vq_vae``: ``vq.build_vq_vae`` on the spectrogram images of 4 s NSynth notes made by
   ``vq.spectrogram_images`` (or MNIST-sized digits with ``digits=True``); batch: images.
-- ``wavenet``: ``wavenet.build_wavenet`` (10 labels, as in notebook 06) on mu-law crops of
-  receptive field + ``target_length`` samples, split as ``training_data`` splits them;
-  batch ``((classes [b, t], labels [b]), targets [b, target_length])``.
+- ``wavenet``: ``wavenet.build_wavenet`` (10 labels told over time in 1 s clips, as in
+  notebook 06) on mu-law crops of receptive field + ``target_length`` samples, split as
+  ``training_data`` splits them; batch ``((classes [b, t], labels [b], starts [b]),
+  targets [b, target_length])``, ``starts`` being the crops' clip positions.
 
 Import it from the repository's root (``course_tools`` is not installed). Importing it
 does not load TensorFlow; building a preset does.
@@ -145,13 +146,22 @@ def wavenet(batch_size: int) -> Built:
 
     cfg = wavenet_lib.WaveNetConfig.full()
     length = cfg.receptive_field + cfg.target_length  # training_data.crop_length
+    clip_samples = round(cfg.sample_rate * SC09_SECONDS)
     with config.strategy().scope():
-        model = wavenet_lib.build_wavenet(cfg, num_classes=NUM_CLASSES, jit_compile=True)
+        model = wavenet_lib.build_wavenet(
+            cfg, num_classes=NUM_CLASSES, jit_compile=True, clip_samples=clip_samples
+        )
     audio = synthetic_audio(batch_size, length, cfg.sample_rate)
     crops = np.asarray(audio_lib.mu_law_encode(audio, cfg.quantization_channels), np.int32)
     # As training_data._crops_to_batches splits a crop: inputs and next-sample targets.
     classes, targets = crops[:, :-1], crops[:, cfg.receptive_field :]
-    return Built(model, cfg, ((classes, _labels(batch_size)), targets), classes.shape)
+    inputs = (classes, _labels(batch_size))
+    if cfg.label_frames:  # and the clip position predicted at each crop's first step
+        starts = np.random.default_rng(0).integers(
+            1 - cfg.receptive_field, clip_samples, batch_size
+        )
+        inputs = (*inputs, starts.astype(np.int32))
+    return Built(model, cfg, (inputs, targets), classes.shape)
 
 
 BUILDERS: dict[str, Callable[[int], Built]] = {

@@ -279,6 +279,8 @@ def _real_configs():
                 "steps": 7,
                 "batch_size": 3,
                 "target_length": 99,
+                "word_onset_seconds": 0.3,
+                "training_minutes": 5.0,
             },
         ),
         JudgeConfig: (
@@ -304,15 +306,19 @@ def test_real_configs_tag_only_their_training_fields(preset):
             assert changed.tag() != cfg.tag(), (cls.__name__, name)
 
 
-@pytest.mark.parametrize("name", ["DiffusionConfig", "VQConfig", "VAEConfig"])
+@pytest.mark.parametrize("name", ["DiffusionConfig", "VQConfig", "VAEConfig", "WaveNetConfig"])
 def test_a_negative_training_budget_is_refused_and_zero_means_none(name):
     from course_lib.diffusion import DiffusionConfig
     from course_lib.vae import VAEConfig
     from course_lib.vq import VQConfig
+    from course_lib.wavenet import WaveNetConfig
 
-    preset = {"DiffusionConfig": DiffusionConfig, "VQConfig": VQConfig, "VAEConfig": VAEConfig}[
-        name
-    ]
+    preset = {
+        "DiffusionConfig": DiffusionConfig,
+        "VQConfig": VQConfig,
+        "VAEConfig": VAEConfig,
+        "WaveNetConfig": WaveNetConfig,
+    }[name]
     assert preset.full().training_minutes == 0.0 and preset.laptop().training_minutes == 20.0
     with pytest.raises(ValueError, match=r"training_minutes must be >= 0, got -0\.5\."):
         preset.full().replace(training_minutes=-0.5)

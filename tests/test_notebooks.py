@@ -127,7 +127,7 @@ def test_notebook_starts_no_python_process_outside_the_setup_cell(path):
 SHOWN_TRAINING = {
     "03": ("DIFFUSION_FOLDER", "training.resumable_callbacks("),
     "04": ("VAE_FOLDER", "training.resumable_callbacks("),
-    "06": ("WAVENET_FOLDER", "checkpoints.StepCheckpoints("),
+    "06": ("WAVENET_FOLDER", "checkpoints.training_callbacks("),
 }
 
 

@@ -73,7 +73,10 @@ def _builders():
         "waveform vae": (VAEConfig, lambda cfg: vae.build_vae(cfg.sample_rate, cfg, waveform=True)),
         "vq-vae": (VQConfig, lambda cfg: vq.build_vq_vae(cfg, cfg.image_shape)),
         "vq-vae digits": (VQConfig, lambda cfg: vq.build_vq_vae(cfg, digits=True)),
-        "wavenet": (WaveNetConfig, lambda cfg: wavenet.build_wavenet(cfg, num_classes=10)),
+        "wavenet": (
+            WaveNetConfig,
+            lambda cfg: wavenet.build_wavenet(cfg, num_classes=10, clip_samples=cfg.sample_rate),
+        ),
     }
 
 

@@ -13,6 +13,7 @@ from course_lib.wavenet import (
     NaiveGenerator,
     WaveNet,
     WaveNetConfig,
+    align_onset,
     build_wavenet,
     corpus_from_arrays,
     crop_dataset,
@@ -384,6 +385,79 @@ def test_crops_with_starts_give_the_clip_position_of_their_first_prediction():
         np.testing.assert_array_equal(
             target_row, ramp_classes[first_target : first_target + target]
         )
+    assert len(set(starts.numpy().tolist())) > 1
+
+
+def _shifted(clip, shift):
+    """numpy's reference: ``clip`` moved by ``shift`` samples, zeros shifted in."""
+    moved = np.roll(clip, shift)
+    if shift > 0:
+        moved[:shift] = 0
+    elif shift < 0:
+        moved[shift:] = 0
+    return moved
+
+
+def test_align_onset_moves_the_word_to_the_onset_and_never_cuts_it():
+    length, frame = 1000, 10
+    rng = np.random.default_rng(0)
+    quiet = 0.001 * rng.standard_normal(length)  # below a tenth of the word's loudness
+    word = np.zeros(length)
+    word[300:500] = 0.5 * np.sin(np.arange(200) / 3)  # frames 30 to 49
+    clip = (quiet + word).astype(np.float32)
+    aligned = align_onset(clip, 100, frame)
+    assert aligned.shape == (length,) and aligned.dtype == np.float32
+    np.testing.assert_array_equal(aligned, _shifted(clip, -200))  # moved earlier
+    np.testing.assert_array_equal(align_onset(clip, 650, frame), _shifted(clip, 350))  # later
+    np.testing.assert_array_equal(align_onset(clip, 300, frame), clip)  # already there
+    # A word too long to start at the onset starts as late as the clip allows, whole.
+    long_word = np.zeros(length, np.float32)
+    long_word[200:900] = 0.5
+    kept = align_onset(long_word, 600, frame)
+    np.testing.assert_array_equal(kept, _shifted(long_word, 100))
+    assert np.sum(kept**2) == np.sum(long_word**2)
+    # The threshold is relative: a quiet voice is aligned like a loud one.
+    np.testing.assert_array_equal(align_onset(0.01 * clip, 100, frame), 0.01 * aligned)
+    assert align_onset(np.zeros(length), 100, frame).size == 0  # nothing to align: dropped
+    with pytest.raises(ValueError, match="0 <= onset < clip length \\(1000\\)"):
+        align_onset(clip, length, frame)
+    with pytest.raises(ValueError, match="fraction"):
+        align_onset(clip, 100, frame, fraction=0.0)
+
+
+def test_crops_of_aligned_words_carry_their_clip_positions(tmp_path):
+    rate, clip_samples, field, target, onset = 4000, 800, 33, 100, 120
+    ramp = np.linspace(0.1, 0.9, 200).astype(np.float32)  # each sample's class is its place
+    examples = []
+    for index, place in enumerate((40, 280, 520, 600)):  # the word at four places, on frames
+        clip = np.zeros(clip_samples, np.float32)
+        clip[place : place + 200] = ramp
+        examples.append(
+            data.serialize_example(audio.to_pcm16(clip), rate, index % 2, "ab"[index % 2])
+        )
+    examples.append(data.serialize_example(audio.to_pcm16(np.zeros(clip_samples)), rate, 0, "a"))
+    data.write_shard(tmp_path / data.shard_name("train", 0, 1), examples)
+    data.write_manifest(
+        tmp_path,
+        data.Manifest(rate, clip_samples, ["a", "b"], {"train": {"examples": 5, "shards": 1}}),
+    )
+    dataset = crop_dataset_from_records(tmp_path, field, target, batch_size=16, word_onset=onset)
+    (inputs, labels, starts), targets = next(iter(dataset))
+    assert inputs.shape == (16, field + target - 1) and targets.shape == (16, target)
+    assert set(labels.numpy().tolist()) <= {0, 1}
+    # Every clip, aligned, is the same: the ramp from clip position `onset` (PCM rounding
+    # aside); the silent clip is dropped. Targets are that clip's classes from the crop's
+    # first prediction on, silence outside it.
+    aligned = np.zeros(clip_samples, np.float32)
+    aligned[onset : onset + 200] = ramp
+    silence = int(audio.mu_law_encode(0.0))
+    padded = np.concatenate(
+        [np.full(field, silence), audio.mu_law_encode(aligned), np.full(field + target, silence)]
+    )
+    for start, row in zip(starts.numpy(), targets.numpy(), strict=True):
+        first = start + field - 1  # the clip position of the first target
+        assert 0 <= first <= clip_samples - target
+        np.testing.assert_allclose(row, padded[field + first : field + first + target], atol=1)
     assert len(set(starts.numpy().tolist())) > 1
 
 

@@ -170,9 +170,8 @@ def test_the_generate_options_are_generate_into_wavs_arguments(tmp_path):
     assert set(options) == set(inspect.signature(generate_into_wav).parameters)
 
 
-@pytest.mark.slow  # the command line's training
-def test_train_on_a_converted_dataset(tmp_path, capsys):
-    rate, clip_samples = 4000, 1000
+def _converted_words(tmp_path, rate=4000, clip_samples=1000):
+    """A converted dataset of two words, tones of 0.25 s in 1,000-sample clips."""
     examples = [
         data.serialize_example(
             audio.to_pcm16(_tone(300.0 + 100 * label, rate, 0.25)), rate, label, "ab"[label]
@@ -186,6 +185,13 @@ def test_train_on_a_converted_dataset(tmp_path, capsys):
         converted,
         data.Manifest(rate, clip_samples, ["a", "b"], {"train": {"examples": 4, "shards": 1}}),
     )
+    return converted
+
+
+@pytest.mark.slow  # the command line's training
+def test_train_on_a_converted_dataset(tmp_path, capsys):
+    rate = 4000
+    converted = _converted_words(tmp_path, rate)
     logdir = tmp_path / "logdir"
     assert (
         main(
@@ -222,6 +228,47 @@ def test_train_on_a_converted_dataset(tmp_path, capsys):
         == 2
     )
     assert "converted at 4000 Hz" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two short trainings
+def test_train_wavenet_tells_the_word_over_time_and_stops_once_its_minutes_are_spent(
+    word_folder, tmp_path, capsys
+):
+    from course_lib import training
+    from course_lib.wavenet import WaveNetConfig
+    from course_lib.wavenet.logdir import read_logdir, train_wavenet
+
+    converted = _converted_words(tmp_path)
+    cfg = WaveNetConfig.quick().replace(
+        dilations=(1, 2),
+        residual_channels=4,
+        dilation_channels=4,
+        skip_channels=4,
+        batch_size=2,
+        target_length=50,
+        label_frames=4,
+        word_onset_seconds=0.05,
+        steps=100,
+        checkpoint_every=2,
+        training_minutes=1e-4,  # 6 ms: the first interval spends it
+    )
+    logdir = tmp_path / "logdir"
+    trained = train_wavenet(cfg, converted, logdir)
+    assert trained.history["step"] == [2] and training.training_seconds(logdir) > 0.006
+    model = checkpoints.load_checkpoint(logdir)
+    assert (model.label_frames, model.clip_samples) == (4, 1000)
+    assert checkpoints.intervals_to_train(logdir, cfg, 2) == 0
+    assert checkpoints.intervals_to_train(logdir, cfg.replace(training_minutes=0.0), 2) == 49
+    again = train_wavenet(cfg, converted, logdir)  # the minutes are spent: restored only
+    assert again.extras["start_step"] == 2 and _steps_in(logdir) == 2
+    capsys.readouterr()
+
+    # Audio files of any length have no clip positions to tell: one vector per clip.
+    folder_logdir = tmp_path / "folder_logdir"
+    train_wavenet(cfg.replace(steps=2, training_minutes=0.0), word_folder, folder_logdir)
+    assert "so one label vector per clip" in capsys.readouterr().out
+    assert read_logdir(folder_logdir)["config"].label_frames == 0
+    assert checkpoints.load_checkpoint(folder_logdir).label_frames == 0
 
 
 TF_STARTUP_LINE = re.compile(r"(WARNING: All log messages before absl::InitializeLog|[IWEF]\d{4} )")

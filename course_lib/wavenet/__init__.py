@@ -29,6 +29,7 @@ from course_lib.wavenet.model import WaveNet, build_wavenet
 from course_lib.wavenet.settings import WaveNetConfig, dilation_stack, receptive_field
 from course_lib.wavenet.training_data import (
     AudioCorpus,
+    align_onset,
     corpus_from_arrays,
     crop_dataset,
     crop_dataset_from_records,
@@ -46,6 +47,7 @@ __all__ = [
     "NaiveGenerator",
     "WaveNet",
     "WaveNetConfig",
+    "align_onset",
     "build_wavenet",
     "corpus_from_arrays",
     "crop_dataset",

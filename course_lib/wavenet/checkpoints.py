@@ -16,7 +16,9 @@ from pathlib import Path
 
 import keras
 
+from course_lib import training
 from course_lib.wavenet.files import CHECKPOINT_NAME, LOSS_LOG_NAME
+from course_lib.wavenet.settings import WaveNetConfig
 
 
 def checkpoint_path(logdir: str | Path) -> Path:
@@ -86,3 +88,26 @@ class StepCheckpoints(keras.callbacks.Callback):
         with open(self.logdir / LOSS_LOG_NAME, "a") as log:
             log.write(json.dumps({"step": step, "loss": loss}) + "\n")
         print(f"step {trained_steps(self.model)}: loss {loss:.4f}, checkpoint saved", flush=True)
+
+
+def intervals_to_train(logdir: str | Path, config: WaveNetConfig, start_step: int) -> int:
+    """The checkpoint intervals to give ``fit`` (``epochs``, with ``steps_per_epoch =
+    config.checkpoint_every``): those left before ``config.steps``, or 0 once the time
+    budget ``config.training_minutes`` (> 0) is spent, counted across sessions in
+    ``logdir``; with 0, ``fit`` returns at once and the checkpoint is the trained model."""
+    if config.training_minutes > 0 and (
+        training.training_seconds(logdir) >= 60.0 * config.training_minutes
+    ):
+        return 0
+    return max(0, math.ceil((config.steps - start_step) / config.checkpoint_every))
+
+
+def training_callbacks(logdir: str | Path, config: WaveNetConfig) -> list[keras.callbacks.Callback]:
+    """The callbacks of a resumable WaveNet training in ``logdir``: :class:`StepCheckpoints`
+    up to ``config.steps``, ``training.StopOnNaN``, and ``training.TimeBudget`` when
+    ``config.training_minutes`` > 0 (it stops at the end of the interval that spends the
+    budget)."""
+    callbacks = [StepCheckpoints(logdir, config.steps), training.StopOnNaN()]
+    if config.training_minutes > 0:
+        callbacks.append(training.TimeBudget(logdir, config.training_minutes))
+    return callbacks

@@ -12,6 +12,8 @@ the checkpoint, and the step counter continues.
   converted dataset up to ``config.steps``, with a checkpoint every
   ``config.checkpoint_every`` steps (``course_lib.training.train_or_restore``, which also
   logs the energy);
+- :func:`training_batches`: the training crops of a config, from a folder of audio files
+  or a converted dataset (with its words aligned, for word-over-time conditioning);
 - :func:`generate_into_wav`: generate clips from a trained log directory into WAV files;
 - :func:`read_logdir`, :func:`write_logdir_config`: the saved settings.
 
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -90,6 +91,7 @@ def restore_or_build(
     *,
     restore_from: str | Path | None = None,
     seed: int = 0,
+    clip_samples: int = 0,
 ) -> keras.Model:
     """The WaveNet to train into ``logdir``, in ``course_lib.config.strategy()``'s scope:
     the last checkpoint of ``restore_from`` (default: ``logdir``, when it holds one) with
@@ -102,6 +104,8 @@ def restore_or_build(
         logdir: the log directory to train into.
         restore_from: a log directory to start from.
         seed: the seed of new weights.
+        clip_samples: the training clips' length, which the word-over-time frames share
+            (``config.label_frames > 0``: a converted dataset's ``clip_samples``).
     """
     from course_lib import config as course_config
     from course_lib.wavenet import checkpoints
@@ -115,7 +119,7 @@ def restore_or_build(
         if restore_from is not None:
             model = checkpoints.load_checkpoint(restore_from)
         else:
-            model = build_wavenet(config, num_classes=len(label_names))
+            model = build_wavenet(config, num_classes=len(label_names), clip_samples=clip_samples)
     write_logdir_config(logdir, config, label_names)
     return model
 
@@ -171,7 +175,10 @@ def train_wavenet(
     )
     print(summary)
 
-    model = restore_or_build(config, label_names, logdir, restore_from=restore_dir, seed=seed)
+    clip_samples = data.read_manifest(source).clip_samples if config.label_frames else 0
+    model = restore_or_build(
+        config, label_names, logdir, restore_from=restore_dir, seed=seed, clip_samples=clip_samples
+    )
     start_step = checkpoints.trained_steps(model)
     if restore_dir is not None:
         verb = "resuming from" if start_step < config.steps else "restored the finished training at"
@@ -182,14 +189,13 @@ def train_wavenet(
             f"{model.count_params():,} weights, steps {start_step} -> {config.steps}"
         )
     # A new crop seed per start step, so a resumed run does not replay the same crops.
-    crops = _crop_batches(source, config, bool(label_names), seed=seed + start_step)
+    crops = training_batches(source, config, bool(label_names), seed=seed + start_step)
     trained = training.train_or_restore(
         model,
         crops,
         logdir,
-        # checkpoint intervals left (0: finished, fit only returns)
-        max(0, math.ceil((config.steps - start_step) / config.checkpoint_every)),
-        [checkpoints.StepCheckpoints(logdir, config.steps), training.StopOnNaN()],
+        checkpoints.intervals_to_train(logdir, config, start_step),  # 0: fit only returns
+        checkpoints.training_callbacks(logdir, config),
         backup=False,  # the step checkpoints are the backup
         steps_per_epoch=config.checkpoint_every,
         verbose=0,
@@ -204,7 +210,8 @@ def train_wavenet(
 
 def _training_data(folder: Path, sample_rate: int | None, config, label_names):
     """The checked data source (a corpus or a converted folder), the config with its
-    sample rate, the label names and a summary line (``sample_rate``: ``--sample-rate``)."""
+    sample rate (and ``label_frames`` 0 unless the data are words in same-length clips),
+    the label names and a summary line (``sample_rate``: ``--sample-rate``)."""
     if not folder.is_dir():
         raise NotADirectoryError(f"--data-dir {folder} is not a folder.")
     if (folder / data.MANIFEST_NAME).is_file():
@@ -241,6 +248,10 @@ def _training_data(folder: Path, sample_rate: int | None, config, label_names):
         )
     if len(found) < 2:
         found = []  # one label: nothing to condition on
+    if config.label_frames and (not found or isinstance(source, training_data.AudioCorpus)):
+        # The word over time needs words in same-length clips: a converted dataset's.
+        config = config.replace(label_frames=0)
+        summary += "; no words in same-length clips, so one label vector per clip"
     if label_names is not None and list(label_names) != list(found):
         raise ValueError(
             f"the checkpoint was trained on labels {label_names}, but {folder} has "
@@ -249,8 +260,15 @@ def _training_data(folder: Path, sample_rate: int | None, config, label_names):
     return source, config, found, summary
 
 
-def _crop_batches(source, config, with_labels: bool, seed: int):
-    """Training batches from a corpus or a converted dataset folder."""
+def training_batches(
+    source: training_data.AudioCorpus | str | Path,
+    config: WaveNetConfig,
+    with_labels: bool,
+    seed: int,
+):
+    """The endless training batches of ``config`` from a corpus or a converted dataset
+    folder: ``training_data.crop_dataset`` or ``crop_dataset_from_records``, the latter
+    with the words moved to ``config.word_onset`` when ``config.label_frames`` > 0."""
     common = {
         "receptive_field": config.receptive_field,
         "target_length": config.target_length,
@@ -262,7 +280,10 @@ def _crop_batches(source, config, with_labels: bool, seed: int):
     if isinstance(source, training_data.AudioCorpus):
         return training_data.crop_dataset(source, **common)
     return training_data.crop_dataset_from_records(
-        source, silence_threshold=config.silence_threshold, **common
+        source,
+        silence_threshold=config.silence_threshold,
+        word_onset=config.word_onset if config.label_frames else None,
+        **common,
     )
 
 

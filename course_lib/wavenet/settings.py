@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
-from course_lib.config import Presets, not_training
+from course_lib.config import Presets, check_training_minutes, not_training
 
 
 def receptive_field(dilations: Sequence[int], kernel_size: int = 2) -> int:
@@ -51,9 +51,12 @@ class WaveNetConfig(Presets):
     measurement: a step on 4 crops of 3,071 + 8,000 samples is ~0.3 TFLOP (forward and
     backward), about 0.1-0.3 s on a T4, so 20,000 steps take 0.5-1.5 hours; speech
     stops sounding like static only after ~100,000 steps (the reference implementation's
-    experience), i.e. 3-8 hours.
+    experience), i.e. 3-8 hours. The word is told over time (40 frames per clip) with
+    every training clip's word moved to start at 0.2 s, the conditioning that made the
+    laptop preset learn its words (:meth:`laptop`); at this size that is unmeasured.
 
-    The quick preset (CPU, CI) is tiny: 4 kHz, dilations 1..32 once, 16 channels.
+    The quick preset (CPU, CI) is tiny: 4 kHz, dilations 1..32 once, 16 channels, one
+    label vector per clip.
     """
 
     # data
@@ -67,7 +70,8 @@ class WaveNetConfig(Presets):
     skip_channels: int = 512
     quantization_channels: int = 256
     label_channels: int = 32  # size of the label embedding (global conditioning)
-    label_frames: int = 0  # > 0: word-over-time conditioning with this many frames per clip
+    label_frames: int = 40  # > 0: word over time, this many frames per clip (0: one vector)
+    word_onset_seconds: float = 0.2  # word over time: where each training clip's word starts
     use_bias: bool = True
     # training
     batch_size: int = 4
@@ -75,6 +79,7 @@ class WaveNetConfig(Presets):
     learning_rate: float = 1e-3
     steps: int = 20000
     checkpoint_every: int = 500
+    training_minutes: float = 0.0  # > 0: also stop once training took this long (all sessions)
     # sampling (not part of tag(): changing them reuses the trained model)
     temperature: float = not_training(1.0)
     generate_seconds: float = not_training(1.0)
@@ -86,6 +91,16 @@ class WaveNetConfig(Presets):
         steps=2, checkpoint_every=1, generate_seconds=0.002, score_clips=2
     )
 
+    def __post_init__(self):
+        if self.label_frames < 0:
+            raise ValueError(
+                f"label_frames must be >= 0 (0 = one label vector per clip), got "
+                f"{self.label_frames}."
+            )
+        if self.word_onset_seconds < 0:
+            raise ValueError(f"word_onset_seconds must be >= 0, got {self.word_onset_seconds}.")
+        check_training_minutes(self.training_minutes)
+
     @classmethod
     def quick(cls) -> Self:
         return cls(
@@ -95,6 +110,7 @@ class WaveNetConfig(Presets):
             dilation_channels=16,
             skip_channels=32,
             label_channels=8,
+            label_frames=0,
             batch_size=4,
             target_length=500,
             learning_rate=3e-3,
@@ -103,6 +119,43 @@ class WaveNetConfig(Presets):
             generate_seconds=0.25,
             score_clips=10,
         )
+
+    @classmethod
+    def laptop(cls) -> Self:
+        """Quick mode's 4 kHz digits, with a WaveNet that can learn a word on a 2-core CPU in
+        20 minutes of training (``steps`` is only a ceiling).
+
+        - The word over time (40 frames, one per 25 ms, of 8 numbers each), told about
+          clips whose words all start at 0.2 s (``word_onset_seconds``), so that a frame
+          says *where in the word* the sample is.
+        - 64 mu-law classes instead of 256: a smaller softmax to learn, at the cost of
+          coarser quantization.
+        - Dilations 1 to 256 once (receptive field 512 samples, 0.13 s), 32 residual and
+          dilation channels, 64 skip channels, batches of 8 crops of 1,000 predicted
+          samples.
+
+        Measured with ``benchmarks/speaks.py --minutes 20 --model wavenet`` (see the README).
+        """
+        return cls.quick().replace(
+            dilations=dilation_stack(256, 1),
+            residual_channels=32,
+            dilation_channels=32,
+            skip_channels=64,
+            quantization_channels=64,
+            label_frames=40,
+            batch_size=8,
+            target_length=1000,
+            steps=100_000,
+            checkpoint_every=500,
+            training_minutes=20.0,
+            generate_seconds=1.0,
+            score_clips=40,
+        )
+
+    @property
+    def word_onset(self) -> int:
+        """``word_onset_seconds`` in samples."""
+        return round(self.word_onset_seconds * self.sample_rate)
 
     @property
     def receptive_field(self) -> int:

@@ -84,6 +84,51 @@ def trim_silence(
     return samples[loud[0] * frame_length : (loud[-1] + 1) * frame_length]
 
 
+def align_onset(
+    samples: np.ndarray, onset: int, frame_length: int, fraction: float = 0.1
+) -> np.ndarray:
+    """Move a clip's word so that it starts at sample ``onset``, keeping the clip's length.
+
+    The word starts at the first frame whose RMS reaches ``fraction`` of the loudest
+    frame's, and ends with the last such frame. Shifting the clip by ``onset - start``
+    moves silence out at one end and zeros in at the other. A word too long to start at
+    ``onset`` starts as near to it as the clip allows: the shift never pushes a frame of
+    the word out of the clip, so no part of the word is lost.
+
+    Word-over-time conditioning (``model.WaveNet``'s ``label_frames``) tells the model
+    where in the clip it is; aligned clips make that *where in the word*.
+
+    Args:
+        samples: float ``[n]``.
+        onset: the clip position where the word should start, ``0 <= onset < n``.
+        frame_length: samples per RMS frame (10 ms is ``sample_rate // 100``).
+        fraction: a frame belongs to the word from this share of the loudest frame's RMS.
+
+    Returns:
+        float32 ``[n]``, the clip shifted; empty if the clip is all zeros.
+    """
+    samples = np.asarray(samples, np.float32).reshape(-1)
+    length = samples.shape[0]
+    if not 0 <= onset < max(length, 1) or frame_length < 1 or not 0 < fraction <= 1:
+        raise ValueError(
+            f"need 0 <= onset < clip length ({length}), frame_length >= 1 and 0 < fraction "
+            f"<= 1, got onset={onset}, frame_length={frame_length}, fraction={fraction}."
+        )
+    rms = frame_rms(samples, frame_length)
+    if rms.max(initial=0.0) <= 0.0:
+        return samples[:0]
+    loud = np.flatnonzero(rms >= fraction * rms.max())
+    start = loud[0] * frame_length
+    end = min((loud[-1] + 1) * frame_length, length)
+    shift = int(np.clip(onset - start, -start, length - end))  # the word stays whole
+    aligned = np.zeros_like(samples)
+    if shift >= 0:
+        aligned[shift:] = samples[: length - shift]
+    else:
+        aligned[:shift] = samples[-shift:]
+    return aligned
+
+
 def corpus_from_arrays(
     clips: Sequence[np.ndarray],
     sample_rate: int,
@@ -312,35 +357,55 @@ def crop_dataset_from_records(
     with_labels: bool = False,
     silence_threshold: float = 0.01,
     quantization_channels: int = 256,
+    word_onset: int | None = None,
 ):
     """Like :func:`crop_dataset`, streaming a converted TFRecord dataset.
 
     Clips come from ``course_lib.data.load_split`` (``[b, n, 1]`` audio and labels),
-    are trimmed of silence, and silent clips are dropped.
+    are trimmed of silence, and silent clips are dropped. With ``word_onset``, for
+    word-over-time conditioning, clips keep their length and silence instead: each one's
+    word is moved to start at that clip position (:func:`align_onset`), and the batches
+    carry the crops' clip positions, ``((classes, labels, starts), targets)``.
 
     Args:
         folder: the converted dataset (shards and ``manifest.json``).
         split: which split to read.
+        word_onset: the clip position (samples) to align every word's start to; None
+            trims silence instead.
         Others: as in :func:`crop_dataset`.
     """
     import tensorflow as tf
 
     from course_lib import data
 
-    def trim(samples):
-        return trim_silence(samples, silence_threshold)
+    if word_onset is not None:
+        rate = data.read_manifest(folder).sample_rate
 
-    def trimmed(samples, label):
-        kept = tf.numpy_function(trim, [samples[:, 0]], tf.float32)  # [n, 1] -> [m]
+        def prepare(samples):
+            return align_onset(samples, word_onset, frame_length=max(1, rate // 100))
+    else:
+
+        def prepare(samples):
+            return trim_silence(samples, silence_threshold)
+
+    def prepared(samples, label):
+        kept = tf.numpy_function(prepare, [samples[:, 0]], tf.float32)  # [n, 1] -> [m]
         kept.set_shape([None])
         return kept, label
 
     clips = (
         data.load_split(folder, split, batch_size=256, shuffle=True, seed=seed, repeat=True)
         .unbatch()
-        .map(trimmed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(prepared, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .filter(lambda samples, label: tf.size(samples) > 0)
     )
     return _crops_to_batches(
-        clips, receptive_field, target_length, batch_size, seed, with_labels, quantization_channels
+        clips,
+        receptive_field,
+        target_length,
+        batch_size,
+        seed,
+        with_labels or word_onset is not None,
+        quantization_channels,
+        with_starts=word_onset is not None,
     )

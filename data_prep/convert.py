@@ -18,6 +18,7 @@ count and skipped files) is written under ``.progress/``. A rerun keeps every sh
 that has its progress record and writes the others, so it finishes the job with no
 partial shard, no duplicate and no missing example. Settings that differ from the
 interrupted run's (rate, clip length, labels) restart the conversion from scratch.
+Two processes converting into one folder take turns (:mod:`data_prep.conversion_lock`).
 
 Used in: 01_speech_commands_tfrecords.ipynb (through :mod:`data_prep.prepare`).
 """
@@ -373,6 +374,7 @@ def convert_files(
         ValueError: no files, a label index out of range, or a bad setting.
     """
     from course_lib.data import Manifest, write_manifest, write_shard
+    from data_prep.conversion_lock import conversion_lock
 
     start = time.perf_counter()
     if not files:
@@ -390,70 +392,71 @@ def convert_files(
         raise ValueError(f"label index out of range for {bad_labels[:3]}.")
 
     out = Path(out)
-    shards = plan_shards(files, files_per_shard)
-    _prepare_output(
-        out,
-        _settings_key(sample_rate, clip_samples, labels, cut_long_files, files_per_shard),
-        shards,
-    )
-    examples = dict.fromkeys(SPLITS, 0)
-    converted = dict.fromkeys(SPLITS, 0)
-    shard_counts = dict.fromkeys(SPLITS, 0)
-    all_skipped = list(skipped)
-    pending, reused = [], 0
-    for shard in shards:
-        shard_counts[shard.split] = shard.count
-        record = _finished(out, shard)
-        if record is None:
-            pending.append(shard)
-            continue
-        reused += 1
-        examples[shard.split] += record["examples"]
-        converted[shard.split] += record["files"]
-        all_skipped.extend(Skipped(**item) for item in record["skipped"])
+    with conversion_lock(out):  # a second process waits here: see conversion_lock
+        shards = plan_shards(files, files_per_shard)
+        _prepare_output(
+            out,
+            _settings_key(sample_rate, clip_samples, labels, cut_long_files, files_per_shard),
+            shards,
+        )
+        examples = dict.fromkeys(SPLITS, 0)
+        converted = dict.fromkeys(SPLITS, 0)
+        shard_counts = dict.fromkeys(SPLITS, 0)
+        all_skipped = list(skipped)
+        pending, reused = [], 0
+        for shard in shards:
+            shard_counts[shard.split] = shard.count
+            record = _finished(out, shard)
+            if record is None:
+                pending.append(shard)
+                continue
+            reused += 1
+            examples[shard.split] += record["examples"]
+            converted[shard.split] += record["files"]
+            all_skipped.extend(Skipped(**item) for item in record["skipped"])
 
-    bar = _progress_bar(sum(len(s.files) for s in pending), progress)
-    settings = (sample_rate, clip_samples, cut_long_files)
-    serialized = _serialized(pending, labels, settings, workers)
-    for shard in pending:
-        shard_skipped: list[Skipped] = []
+        bar = _progress_bar(sum(len(s.files) for s in pending), progress)
+        settings = (sample_rate, clip_samples, cut_long_files)
+        serialized = _serialized(pending, labels, settings, workers)
+        for shard in pending:
+            shard_skipped: list[Skipped] = []
 
-        def shard_examples(shard=shard, shard_skipped=shard_skipped):
-            for _ in shard.files:
-                item, examples_of_file, reason = next(serialized)
-                bar.update(1)
-                if reason:
-                    shard_skipped.append(Skipped(item.source, reason))
-                yield from examples_of_file
+            def shard_examples(shard=shard, shard_skipped=shard_skipped):
+                for _ in shard.files:
+                    item, examples_of_file, reason = next(serialized)
+                    bar.update(1)
+                    if reason:
+                        shard_skipped.append(Skipped(item.source, reason))
+                    yield from examples_of_file
 
-        written = write_shard(out / shard.name, shard_examples())
-        _record_finished(out, shard, written, shard_skipped)
-        examples[shard.split] += written
-        converted[shard.split] += len(shard.files) - len(shard_skipped)
-        all_skipped.extend(shard_skipped)
-    bar.close()
+            written = write_shard(out / shard.name, shard_examples())
+            _record_finished(out, shard, written, shard_skipped)
+            examples[shard.split] += written
+            converted[shard.split] += len(shard.files) - len(shard_skipped)
+            all_skipped.extend(shard_skipped)
+        bar.close()
 
-    present = [split for split in SPLITS if shard_counts[split]]
-    manifest = Manifest(
-        sample_rate=sample_rate,
-        clip_samples=clip_samples,
-        labels=list(labels),
-        splits={s: {"examples": examples[s], "shards": shard_counts[s]} for s in present},
-        skipped=[dataclasses.asdict(item) for item in all_skipped],
-        source=source_description,
-    )
-    write_manifest(out, manifest)
-    return ConversionReport(
-        out=out,
-        sample_rate=sample_rate,
-        clip_samples=clip_samples,
-        labels=list(labels),
-        examples={s: examples[s] for s in present},
-        files={s: converted[s] for s in present},
-        skipped=all_skipped,
-        seconds=time.perf_counter() - start,
-        reused_shards=reused,
-    )
+        present = [split for split in SPLITS if shard_counts[split]]
+        manifest = Manifest(
+            sample_rate=sample_rate,
+            clip_samples=clip_samples,
+            labels=list(labels),
+            splits={s: {"examples": examples[s], "shards": shard_counts[s]} for s in present},
+            skipped=[dataclasses.asdict(item) for item in all_skipped],
+            source=source_description,
+        )
+        write_manifest(out, manifest)
+        return ConversionReport(
+            out=out,
+            sample_rate=sample_rate,
+            clip_samples=clip_samples,
+            labels=list(labels),
+            examples={s: examples[s] for s in present},
+            files={s: converted[s] for s in present},
+            skipped=all_skipped,
+            seconds=time.perf_counter() - start,
+            reused_shards=reused,
+        )
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from course_lib import config, data
+from data_prep.conversion_lock import conversion_lock
 
 COURSE_WORDS = "sc09"
 """The words that notebooks 02 to 07 read: Speech Commands' ten digits."""
@@ -214,6 +215,17 @@ def _converted(out: Path) -> bool:
     return (out / data.MANIFEST_NAME).is_file()
 
 
+def _convert_once(out: Path, convert: Callable[[], object]) -> Path:
+    """``out``, after ``convert()`` (whose report is printed) unless it holds a finished
+    conversion. A process that finds another converting into ``out`` waits for it, then
+    uses its folder (:mod:`data_prep.conversion_lock`)."""
+    if not _converted(out):
+        with conversion_lock(out):
+            if not _converted(out):  # not finished while this process waited
+                print(convert())
+    return out
+
+
 def speech_commands_source(
     root: str | Path | None = None, scratch: str | Path | None = None
 ) -> Path:
@@ -244,15 +256,15 @@ def speech_commands_tfrecords(
     from data_prep.speech_commands import convert_speech_commands
 
     out = _root(root) / "tfrecords" / f"speech_commands_{_words_tag(words)}_{sample_rate}"
-    if not _converted(out):
-        source = source if source is not None else speech_commands_source(root, scratch)
+
+    def convert() -> object:
+        found = source if source is not None else speech_commands_source(root, scratch)
         extract_to = _scratch(root, scratch) / "downloads" / "archive_extracted"
-        print(
-            convert_speech_commands(
-                source, out, sample_rate=sample_rate, words=words, extract_to=extract_to
-            )
+        return convert_speech_commands(
+            found, out, sample_rate=sample_rate, words=words, extract_to=extract_to
         )
-    return out
+
+    return _convert_once(out, convert)
 
 
 def nsynth_source(root: str | Path | None = None, scratch: str | Path | None = None) -> Path:
@@ -282,10 +294,12 @@ def nsynth_tfrecords(
 
     cap = "" if max_per_family is None else f"_max{max_per_family}"
     out = _root(root) / "tfrecords" / f"nsynth_{sample_rate}{cap}"
-    if not _converted(out):
-        source = source if source is not None else nsynth_source(root, scratch)
-        print(convert_nsynth(source, out, sample_rate=sample_rate, max_per_family=max_per_family))
-    return out
+
+    def convert() -> object:
+        found = source if source is not None else nsynth_source(root, scratch)
+        return convert_nsynth(found, out, sample_rate=sample_rate, max_per_family=max_per_family)
+
+    return _convert_once(out, convert)
 
 
 def music_source(root: str | Path | None = None, scratch: str | Path | None = None) -> Path:
@@ -324,6 +338,7 @@ def music_tfrecords(
     source = Path(source)
     tag = re.sub(r"[^A-Za-z0-9]+", "-", source.resolve().as_posix()).strip("-")[-60:]
     out = root / "tfrecords" / f"music_{tag}_{sample_rate}_{clip_seconds:g}s"
-    if not _converted(out):
-        print(convert_folder(source, out, sample_rate=sample_rate, clip_seconds=clip_seconds))
-    return out
+    return _convert_once(
+        out,
+        lambda: convert_folder(source, out, sample_rate=sample_rate, clip_seconds=clip_seconds),
+    )

@@ -48,7 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from course_lib import comparison, config, data, training
+from course_lib import comparison, config, data, metrics, training
 from course_lib.judge import JudgeConfig, load_or_train_judge
 from data_prep import prepare
 
@@ -87,11 +87,11 @@ def with_changes(cfg, changes: list[str]):
     return cfg.replace(**values)
 
 
-def with_error(fraction: float, n: int) -> str:
-    """``fraction`` of ``n`` clips as a percentage with its standard error,
-    ``sqrt(p (1 - p) / n)``: e.g. ``"38% ± 5"`` for 38 of 100."""
-    error = np.sqrt(fraction * (1 - fraction) / n) if n else float("nan")
-    return f"{fraction:.0%} ± {100 * error:.0f}"
+def with_error(accuracy: metrics.Score) -> str:
+    """An accuracy over ``accuracy.samples`` clips as a percentage with its standard
+    error, ``sqrt(p (1 - p) / n)``: e.g. ``"38% ± 5"`` for 38 of 100."""
+    p = accuracy.value
+    return f"{p:.0%} ± {100 * np.sqrt(p * (1 - p) / accuracy.samples):.0f}"
 
 
 def word_subset(folder, words: list[int], split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -282,17 +282,17 @@ def main() -> None:
         clips = trained.generate(asked)
         if trained.conditioned:
             row = comparison.score(name, clips, trained.sample_rate, judge, reference, asked)
-            requested, among = with_error(row.word_accuracy, len(clips)), "-"
+            requested, among = with_error(row.scores[comparison.WORD_ACCURACY]), "-"
             if len(words) > 1:
                 heard = comparison.heard_among(judge, clips, trained.sample_rate, words)
-                among = with_error(float(np.mean(heard == asked)), len(clips))
+                among = with_error(comparison.word_accuracy(heard, asked))
         else:  # prior samples: no word was asked for
             row = comparison.score(name, clips, trained.sample_rate, judge, reference)
             requested = among = "-"
         rebuilt = "-"
         if trained.reconstruct is not None:
             survived = comparison.reconstruction_accuracy(judge, trained.reconstruct, reference)
-            rebuilt = with_error(survived.value, survived.samples)
+            rebuilt = with_error(survived)
         seconds = time.perf_counter() - started
         print(f"{name}: generated and scored {len(clips)} clips in {seconds:.0f} s")
         rows.append(

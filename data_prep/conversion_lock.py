@@ -52,25 +52,27 @@ def conversion_lock(out: str | Path, say: Callable[[str], None] = print) -> Iter
         yield
         return
     out.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        say(f"no file locks on this platform: converting into {out} without a lock.")
-        yield
-        return
-    lock_path = out / LOCK_NAME
-    with open(lock_path, "a+") as handle:
-        if _acquire(handle, lock_path, say):
-            _held.add(out)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
+    _held.add(out)  # also when unlocked: a nested call must not say so again
+    try:
+        if fcntl is None:
+            say(f"no file locks on this platform: converting into {out} without a lock.")
+            yield
+            return
+        lock_path = out / LOCK_NAME
+        with open(lock_path, "a+") as handle:
+            locked = _acquire(handle, lock_path, say)
+            if locked:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
             try:
                 yield
             finally:
-                _held.discard(out)
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        else:
-            yield
+                if locked:  # explicit: decoding workers may have inherited the handle
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        _held.discard(out)
 
 
 def _acquire(handle, lock_path: Path, say: Callable[[str], None]) -> bool:

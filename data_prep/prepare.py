@@ -313,6 +313,13 @@ def music_source(root: str | Path | None = None, scratch: str | Path | None = No
     return _fixture(_scratch(root, scratch), "music") / "genres"
 
 
+def music_folder(root: Path, source: str | Path, sample_rate: int, clip_seconds: float) -> Path:
+    """Where :func:`music_tfrecords` keeps the conversion of the music folder ``source``
+    under the data folder ``root``: named after the source's path, rate and clip length."""
+    tag = re.sub(r"[^A-Za-z0-9]+", "-", Path(source).resolve().as_posix()).strip("-")[-60:]
+    return root / "tfrecords" / f"music_{tag}_{sample_rate}_{clip_seconds:g}s"
+
+
 def music_tfrecords(
     source: str | Path | None = None,
     sample_rate: int = 16000,
@@ -334,10 +341,7 @@ def music_tfrecords(
 
     if source is None:
         source = music_source(root, scratch)
-    root = _root(root)
-    source = Path(source)
-    tag = re.sub(r"[^A-Za-z0-9]+", "-", source.resolve().as_posix()).strip("-")[-60:]
-    out = root / "tfrecords" / f"music_{tag}_{sample_rate}_{clip_seconds:g}s"
+    out = music_folder(_root(root), source, sample_rate, clip_seconds)
     return _convert_once(
         out,
         lambda: convert_folder(source, out, sample_rate=sample_rate, clip_seconds=clip_seconds),

@@ -166,6 +166,7 @@ def train_wavenet(words: list[int], seconds: float, changes: list[str]) -> Train
             num_clips=len(asked),
             labels=asked,
             temperature=cfg.temperature,
+            guidance=cfg.guidance,
             progress=False,
         )
         return made.audio

@@ -154,6 +154,8 @@ def measure() -> dict[str, float]:
 
     wavenet = train("WaveNet step", full_presets.wavenet, 4).model
     window = (tf.zeros((1, wavenet.receptive_field), tf.int32), tf.constant([0]))
+    if wavenet.label_frames:  # the word over time: the clip position of the first prediction
+        window = (*window, tf.constant([0]))
     generator = FastGenerator(wavenet, 1)
     vectors = wavenet.label_vectors(tf.constant([0]))
     biases = tf.stack(wavenet.condition_biases(vectors))
@@ -205,8 +207,11 @@ def notebooks(c: dict[str, float], op_latency: float) -> list[Notebook]:
     def gl(seconds: float) -> float:  # Griffin-Lim of one clip, as the notebooks run it
         return griffin_lim_flops(round(seconds * 16000), 512, 125, v.griffin_lim_iterations)
 
-    def wavenet_run(clips: int, samples: int, kind: str = "fast") -> tuple[float, float]:
-        flops = clips * samples * c[f"WaveNet {kind} sample"]
+    def wavenet_run(
+        clips: int, samples: int, kind: str = "fast", guidance: float = w.guidance
+    ) -> tuple[float, float]:  # guided: every clip runs with and without its word
+        rows = clips * (1 if guidance == 1 else 2)
+        flops = rows * samples * c[f"WaveNet {kind} sample"]
         return flops, samples * c[f"WaveNet {kind} ops"] * op_latency
 
     train, validation, test = SC09["train"], SC09["validation"], SC09["test"]
@@ -223,12 +228,14 @@ def notebooks(c: dict[str, float], op_latency: float) -> list[Notebook]:
     decoded = 35 + v.score_clips * (2 + len(v.sweep))
     vae_scored = v.score_clips * (5 + len(v.sweep) + 1)  # 3 real sets and every model's
     sweep = sum(c["VAE step z=4 per step" if z == 4 else "VAE step"] for _, z in v.sweep)
-    # 06: 10 clips of 1 s (cell 17), 200 samples naive and fast (19), 100 scored (21).
+    # 06: 10 clips of 1 s, 200 samples naive and fast, score_clips scored plainly and
+    # score_clips guided; all but the plain ones guided.
     one_second = round(w.generate_seconds * w.sample_rate)
     wavenet_runs = [
         wavenet_run(10, one_second),
         wavenet_run(1, 200, "naive"),
         wavenet_run(1, 200),
+        wavenet_run(w.score_clips, one_second, guidance=1.0),
         wavenet_run(w.score_clips, one_second),
     ]
     n07 = 500
@@ -264,7 +271,7 @@ def notebooks(c: dict[str, float], op_latency: float) -> list[Notebook]:
         Notebook(
             "06 WaveNet",
             w.steps * c["WaveNet step"],
-            sum(f for f, _ in wavenet_runs) + 3 * w.score_clips * c["judge clip"],
+            sum(f for f, _ in wavenet_runs) + 4 * w.score_clips * c["judge clip"],
             wavenet_runs,
         ),
         Notebook(

@@ -271,9 +271,10 @@ def _real_configs():
             },
         ),
         WaveNetConfig: (
-            {"temperature": 0.5, "generate_seconds": 2.0, "score_clips": 3},
+            {"temperature": 0.5, "guidance": 2.0, "generate_seconds": 2.0, "score_clips": 3},
             {
                 "learning_rate": 5e-4,
+                "p_uncond": 0.2,
                 "residual_channels": 8,
                 "dilations": (1, 2),
                 "steps": 7,

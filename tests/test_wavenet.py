@@ -19,6 +19,7 @@ from course_lib.wavenet import (
     crop_dataset,
     crop_dataset_from_records,
     dilation_stack,
+    guided_logits,
     load_audio_folder,
     receptive_field,
     trim_silence,
@@ -28,7 +29,13 @@ MU = 255
 
 
 def _tiny_wavenet(
-    dilations=(1, 2, 4, 8), kernel_size=2, num_classes=0, seed=0, label_frames=0, clip_samples=0
+    dilations=(1, 2, 4, 8),
+    kernel_size=2,
+    num_classes=0,
+    seed=0,
+    label_frames=0,
+    clip_samples=0,
+    p_uncond=0.0,
 ):
     keras.utils.set_random_seed(seed)
     return WaveNet(
@@ -41,6 +48,7 @@ def _tiny_wavenet(
         label_channels=4,
         label_frames=label_frames,
         clip_samples=clip_samples,
+        p_uncond=p_uncond,
     )
 
 
@@ -233,6 +241,14 @@ def test_keras_file_reload_reproduces_outputs(tmp_path):
     with pytest.raises(ValueError, match="conditioned on 3 labels"):
         reloaded(classes)
 
+    guidable = _tiny_wavenet(num_classes=3, p_uncond=0.2)
+    guidable.save(tmp_path / "guidable.keras")
+    reloaded = keras.saving.load_model(tmp_path / "guidable.keras")
+    assert (reloaded.p_uncond, reloaded.no_label) == (0.2, 3)
+    no_word = np.array([3, 3])
+    expected = guidable((classes, no_word))
+    np.testing.assert_allclose(reloaded((classes, no_word)), expected, atol=1e-6)
+
 
 # ----------------------------------------------------------------------------- generation
 
@@ -326,6 +342,95 @@ def test_generation_is_reproducible_with_a_seed_and_checks_its_arguments():
         generator.generate(5, num_clips=2, labels=0, progress=False)
     with pytest.raises(ValueError, match="temperature"):
         generator.generate(5, labels=0, temperature=-1.0, progress=False)
+    with pytest.raises(ValueError, match="trained with label dropout"):
+        generator.generate(5, labels=0, guidance=2.0, progress=False)
+
+
+# ----------------------------------------------------------------------------- guidance
+
+
+def _softmax(logits):
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def test_guided_logits_match_the_numpy_formula():
+    rng = np.random.default_rng(8)
+    conditional, unconditional = rng.standard_normal((2, 3, 5)).astype(np.float32)
+    mixed = guided_logits(np.concatenate([conditional, unconditional]), 2.5)
+    expected = unconditional + 2.5 * (conditional - unconditional)
+    np.testing.assert_allclose(np.asarray(mixed), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_training_drops_labels_at_p_uncond_and_inference_never_does():
+    model = _tiny_wavenet(num_classes=3, p_uncond=0.25)
+    assert model.no_label == 3 and model.label_embedding.input_dim == 4
+    assert _tiny_wavenet(num_classes=3).no_label is None
+    dropped = np.asarray(model.drop_labels(np.full(20_000, 2, np.int32)))
+    assert set(np.unique(dropped).tolist()) == {2, 3}
+    assert abs((dropped == 3).mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 20_000)
+
+    classes = np.random.default_rng(1).integers(0, 256, size=(64, 20))
+    word, no_word = np.full(64, 1), np.full(64, 3)
+    with_word, without = np.asarray(model((classes, word))), np.asarray(model((classes, no_word)))
+    assert np.abs(with_word - without).max() > 1e-3  # the rows below can be told apart
+    trained = np.asarray(model((classes, word), training=True))
+    as_word = np.isclose(trained, with_word, atol=1e-6).all(axis=(1, 2))
+    as_no_word = np.isclose(trained, without, atol=1e-6).all(axis=(1, 2))
+    assert (as_word | as_no_word).all() and as_word.any() and as_no_word.any()
+    np.testing.assert_allclose(model((classes, word)), with_word, atol=1e-6)  # no dropout
+    with pytest.raises(ValueError, match="unconditional"):
+        _tiny_wavenet(num_classes=0, p_uncond=0.1)
+    with pytest.raises(ValueError, match="p_uncond must be in"):
+        _tiny_wavenet(num_classes=2, p_uncond=1.0)
+
+
+@pytest.mark.parametrize("label_frames", [0, 4])
+def test_guided_generation_draws_from_the_guided_distribution(label_frames):
+    model = _tiny_wavenet((1, 2, 4, 1, 2), 2, 3, 0, label_frames, 40, p_uncond=0.1)
+    table = 3.0 * np.random.default_rng(4).standard_normal((4, max(label_frames, 1) * 4))
+    model.label_embedding.embeddings.assign(table.astype(np.float32))  # words that differ
+    labels = np.array([0, 2])
+    options = {"num_samples": 45, "num_clips": 2, "labels": labels, "seed": 5, "guidance": 3.0}
+    fast, naive = _generate_both(model, **options)
+    np.testing.assert_array_equal(fast.classes, naive.classes)
+    np.testing.assert_allclose(fast.probabilities, naive.probabilities, atol=1e-5)
+
+    # The reference: the model over history + drawn samples, with and without the word.
+    from course_lib.wavenet import start_history
+
+    history = np.asarray(start_history(model, 2))
+    sequence = np.concatenate([history, fast.classes[:, :-1]], axis=1)
+    first, kept = 1 - history.shape[1], history.shape[1] - 1
+    conditional = np.asarray(model(_inputs(model, sequence, labels, first)))[:, kept:]
+    no_word = np.full(2, model.no_label)
+    unconditional = np.asarray(model(_inputs(model, sequence, no_word, first)))[:, kept:]
+    expected = _softmax(unconditional + 3.0 * (conditional - unconditional))
+    np.testing.assert_allclose(fast.probabilities, expected, atol=1e-5)
+    assert np.abs(np.log(_softmax(conditional) / expected)).max() > 0.1  # guidance mattered
+
+    # One FastGenerator serves guided and plain calls, in any order.
+    generator = FastGenerator(model, 2)
+    plain = generator.generate(30, labels=labels, seed=7, progress=False)
+    generator.generate(30, labels=labels, seed=7, guidance=3.0, progress=False)
+    again = generator.generate(30, labels=labels, seed=7, progress=False)
+    np.testing.assert_array_equal(plain.classes, again.classes)
+    with pytest.raises(ValueError, match="guidance must be >= 0"):
+        generator.generate(5, labels=0, guidance=-1.0, progress=False)
+
+
+def test_every_preset_guides_and_the_config_asks_for_label_dropout_first():
+    for preset in (WaveNetConfig.full(), WaveNetConfig.quick(), WaveNetConfig.laptop()):
+        assert (preset.p_uncond, preset.guidance) == (0.1, 3.0)
+    with pytest.raises(ValueError, match="set p_uncond > 0"):
+        WaveNetConfig.quick().replace(p_uncond=0.0)
+    WaveNetConfig.quick().replace(p_uncond=0.0, guidance=1.0)  # a plain conditional model
+    with pytest.raises(ValueError, match="p_uncond must be in"):
+        WaveNetConfig.quick().replace(p_uncond=-0.1)
+    with pytest.raises(ValueError, match="guidance must be >= 0"):
+        WaveNetConfig.quick().replace(guidance=-1.0)
+    assert build_wavenet(WaveNetConfig.quick(), num_classes=2).no_label == 2
+    assert build_wavenet(WaveNetConfig.quick()).no_label is None  # unconditional: no dropout
 
 
 # ----------------------------------------------------------------------------- training data
@@ -573,8 +678,8 @@ def _small_config():
 
 @pytest.mark.slow  # MirroredStrategy: the judge's step stays in every leg
 def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):
-    with two_cpu_strategy.scope():
-        model = build_wavenet(_small_config(), num_classes=2)
+    with two_cpu_strategy.scope():  # with label dropout: its draws run on every replica
+        model = build_wavenet(_small_config().replace(p_uncond=0.5), num_classes=2)
     before = [weight.copy() for weight in model.get_weights()]
     history = model.fit(_one_step_batches(True), epochs=1, steps_per_epoch=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -582,10 +687,14 @@ def test_one_training_step_under_a_mirrored_strategy(two_cpu_strategy):
     assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights(), strict=True))
 
 
-def test_one_training_step_with_jit_compile():
-    model = build_wavenet(_small_config(), jit_compile=True)
+@pytest.mark.parametrize("p_uncond", [0.0, 0.5])
+def test_one_training_step_with_jit_compile(p_uncond):
+    num_classes = 2 if p_uncond else 0
+    config = _small_config().replace(p_uncond=p_uncond, guidance=3.0 if p_uncond else 1.0)
+    model = build_wavenet(config, num_classes=num_classes, jit_compile=True)
     before = [weight.copy() for weight in model.get_weights()]
-    history = model.fit(_one_step_batches(False), epochs=1, steps_per_epoch=1, verbose=0)
+    batches = _one_step_batches(bool(num_classes))
+    history = model.fit(batches, epochs=1, steps_per_epoch=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights(), strict=True))
 

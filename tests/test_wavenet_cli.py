@@ -125,6 +125,39 @@ def test_train_resumes_where_it_stopped_and_generates_a_wav(word_folder, tmp_pat
     error = capsys.readouterr().err.strip().splitlines()
     assert error == ["error: unknown label 'maybe'; this model knows: high, low."]
 
+    # The quick preset guides (w = 3, saved with the settings); --guidance 1 samples plainly.
+    assert saved["config"]["p_uncond"] == 0.1 and saved["config"]["guidance"] == 3.0
+    assert checkpoints.load_checkpoint(logdir).no_label == 2
+    generate = ["generate", "--logdir", str(logdir), "--samples", "20", "--label", "low"]
+    plain = tmp_path / "plain.wav"
+    assert main([*generate, "--wav-out-path", str(plain), "--guidance", "1", "--seed", "3"]) == 0
+    guided = tmp_path / "guided.wav"
+    assert main([*generate, "--wav-out-path", str(guided), "--seed", "3"]) == 0
+    assert soundfile.read(plain)[0].shape == soundfile.read(guided)[0].shape == (20,)
+    capsys.readouterr()
+    assert main([*generate, "--wav-out-path", str(plain), "--guidance", "-1"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == ["error: guidance must be >= 0 (1 = plain conditional), got -1.0."]
+
+
+@pytest.mark.slow
+def test_one_label_trains_an_unconditional_wavenet_without_guidance(tmp_path, capsys):
+    from course_lib.wavenet.logdir import generate_into_wav, read_logdir
+
+    folder = tmp_path / "one_label" / "hum"
+    folder.mkdir(parents=True)
+    soundfile.write(folder / "a.wav", _tone(330.0, 4000), 4000)
+    logdir = tmp_path / "logdir"
+    arguments = ["--data-dir", str(folder.parent), "--logdir", str(logdir), "--quick"]
+    assert main(["train", *arguments, "--steps", "2", "--checkpoint-every", "2"]) == 0
+    saved = read_logdir(logdir)
+    assert saved["label_names"] == [] and checkpoints.load_checkpoint(logdir).no_label is None
+    assert (saved["config"].p_uncond, saved["config"].guidance) == (0.0, 1.0)
+    out = tmp_path / "hum.wav"
+    assert "wrote 1 x 30 samples" in generate_into_wav(logdir, 30, out, seed=1)
+    with pytest.raises(ValueError, match="trained with label dropout"):
+        generate_into_wav(logdir, 30, out, guidance=2.0)
+
 
 def test_train_wavenet_trains_every_setting_of_the_given_config(word_folder, tmp_path, capsys):
     from course_lib import training

@@ -4,7 +4,8 @@
 - ``model``: :class:`WaveNet`, :func:`build_wavenet`;
 - ``settings``: :class:`WaveNetConfig` (full and quick presets), :func:`receptive_field`;
 - ``training_data``: random crops of receptive field + target length, silence trimming;
-- ``generation``: naive and fast (Paine et al. 2016) sampling;
+- ``generation``: naive and fast (Paine et al. 2016) sampling, with classifier-free
+  guidance;
 - ``checkpoints``: step checkpoints and the loss log; ``logdir``: train into a log
   directory and generate from it (``files`` names its files);
 - ``python -m course_lib.wavenet train|generate``: the command line, which calls ``logdir``.
@@ -21,6 +22,7 @@ from course_lib.wavenet.generation import (
     Generation,
     NaiveGenerator,
     generate,
+    guided_logits,
     sample_next,
     start_history,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "crop_length",
     "dilation_stack",
     "generate",
+    "guided_logits",
     "load_audio_folder",
     "receptive_field",
     "sample_next",

@@ -5,7 +5,7 @@ After ibab/tensorflow-wavenet's ``train.py`` and ``generate.py``:
     python -m course_lib.wavenet train --data-dir DIR --logdir DIR [--sample-rate R]
         [--steps N] [--checkpoint-every N] [--restore-from DIR] [--batch-size B] [--quick]
     python -m course_lib.wavenet generate --logdir DIR --samples N --wav-out-path out.wav
-        [--temperature T] [--label WORD] [--seed-wav in.wav] [--seed S]
+        [--temperature T] [--guidance W] [--label WORD] [--seed-wav in.wav] [--seed S]
 
 ``--data-dir`` is a folder of audio files (labels from first-level subfolders) or a
 dataset converted by ``python -m data_prep`` (it holds ``manifest.json``). A log
@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--samples", type=int, required=True, help="samples to generate")
     generate.add_argument("--wav-out-path", type=Path, required=True)
     generate.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    generate.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance weight, 1 = none (default: the trained settings')",
+    )
     generate.add_argument("--label", default=None, help="a label name (conditioned models)")
     generate.add_argument("--seed-wav", type=Path, default=None, help="a clip to continue")
     generate.add_argument("--seed", type=int, default=None, help="sampling seed")

@@ -16,6 +16,11 @@ Both start from a history: ``receptive_field`` samples of silence, then the opti
 seed clip (priming). Given the same history, label and seed they compute the same
 distributions and draw the same samples.
 
+With classifier-free guidance (``guidance`` w != 1, a model trained with ``p_uncond >
+0``), every clip runs twice, once with its word and once with "no word", and the sample
+is drawn from the guided logits ``l_u + w * (l_c - l_u)`` (see ``model``); both copies
+are fed the same drawn sample.
+
 Used in: 06_wavenet.ipynb.
 """
 
@@ -67,6 +72,25 @@ def sample_next(logits, temperature: float, seed_generator: keras.random.SeedGen
     scaled = logits / temperature
     drawn = keras.random.categorical(scaled, 1, dtype="int32", seed=seed_generator)  # [b, 1]
     return drawn[:, 0], ops.softmax(scaled, axis=-1)
+
+
+def guided_logits(logits, guidance: float):
+    """Classifier-free guidance: ``[2b, q]`` logits, the b conditional rows then the b
+    unconditional ones, to ``l_u + w * (l_c - l_u)`` ``[b, q]``."""
+    conditional, unconditional = ops.split(logits, 2, axis=0)
+    return unconditional + guidance * (conditional - unconditional)
+
+
+def _check_guidance(model: WaveNet, guidance: float) -> float:
+    if not guidance >= 0:
+        raise ValueError(f"guidance must be >= 0 (1 = plain conditional), got {guidance}.")
+    if guidance != 1 and model.no_label is None:
+        raise ValueError(
+            f"guidance={guidance} needs a conditioned WaveNet trained with label dropout "
+            "(p_uncond > 0), which has a 'no word' label to guide against; this one has "
+            "none: generate with guidance=1."
+        )
+    return float(guidance)
 
 
 def _check_temperature(temperature: float) -> float:
@@ -125,6 +149,17 @@ class _Generator:
         # One generator of draws for the compiled loops, reseeded by every generate call.
         self._seed_generator = keras.random.SeedGenerator(0)
 
+    def _draw(self, logits, temperature: float, guidance: float):
+        """Sample the next class of every row: ``logits [rows, q]`` -> ``(fed back
+        [rows], drawn [clips], probabilities [clips, q])``; with guidance, rows = 2 x
+        clips (conditional, then unconditional) and both halves get the drawn class."""
+        if guidance == 1:
+            drawn, probabilities = sample_next(logits, temperature, self._seed_generator)
+            return drawn, drawn, probabilities
+        mixed = guided_logits(logits, guidance)  # [2b, q] -> [b, q]
+        drawn, probabilities = sample_next(mixed, temperature, self._seed_generator)
+        return ops.concatenate([drawn, drawn], axis=0), drawn, probabilities
+
     def generate(
         self,
         num_samples: int,
@@ -135,6 +170,7 @@ class _Generator:
         seed: int | None = None,
         progress: bool = True,
         keep_probabilities: bool = False,
+        guidance: float = 1.0,
     ) -> Generation:
         """Generate ``num_samples`` new samples for each of ``num_clips`` clips at once.
 
@@ -147,14 +183,21 @@ class _Generator:
             seed: seed of the sampling draws (None: a random one).
             progress: show a tqdm progress bar.
             keep_probabilities: also return every step's distribution.
+            guidance: classifier-free guidance weight w (1: plain conditional; needs
+                a model trained with ``p_uncond > 0`` otherwise).
         """
         if num_samples < 1 or num_clips < 1:
             raise ValueError(
                 f"num_samples and num_clips must be >= 1, got {num_samples} and {num_clips}."
             )
         temperature = _check_temperature(temperature)
+        guidance = _check_guidance(self.model, guidance)
         label_tensor = _labels_array(self.model, labels, num_clips)
         history = start_history(self.model, num_clips, seed_audio)
+        if guidance != 1:  # every clip twice: with its word, then with "no word"
+            no_word = tf.fill(tf.shape(label_tensor), self.model.no_label)
+            label_tensor = tf.concat([label_tensor, no_word], axis=0)
+            history = tf.concat([history, history], axis=0)
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
         self._seed_generator.state.assign(np.array([seed, 0]))
@@ -162,7 +205,7 @@ class _Generator:
             total=num_samples, desc=type(self).__name__, unit="sample", disable=not progress
         ) as bar:
             classes, probabilities = self._run(
-                history, label_tensor, num_samples, temperature, keep_probabilities, bar
+                history, label_tensor, num_samples, temperature, guidance, keep_probabilities, bar
             )
         classes = np.concatenate(classes, axis=1)  # [b, n]
         decoded = audio.mu_law_decode(classes, self.model.quantization_channels)
@@ -172,7 +215,7 @@ class _Generator:
             probabilities=np.concatenate(probabilities, axis=1) if keep_probabilities else None,
         )
 
-    def _run(self, history, labels, num_samples, temperature, keep_probabilities, bar):
+    def _run(self, history, labels, num_samples, temperature, guidance, keep_probabilities, bar):
         raise NotImplementedError
 
 
@@ -187,21 +230,21 @@ class NaiveGenerator(_Generator):
         super().__init__(model)
         self._step = tf.function(self._next_sample)
 
-    def _next_sample(self, window, labels, temperature, position):
+    def _next_sample(self, window, labels, temperature, guidance, position):
         inputs = window if labels is None else (window, labels)
         if self.model.label_frames:  # the window's first step predicts clip position ...
             first = position - ops.shape(window)[1] + 1
             inputs = (window, labels, ops.full(ops.shape(labels), first, dtype="int32"))
         logits = self.model(inputs)[:, -1, :]  # [b, rf] -> [b, q], the newest position
-        classes, probabilities = sample_next(logits, temperature, self._seed_generator)
-        window = ops.concatenate([window[:, 1:], classes[:, None]], axis=1)  # slide by one
-        return window, classes, probabilities
+        fed_back, drawn, probabilities = self._draw(logits, temperature, guidance)
+        window = ops.concatenate([window[:, 1:], fed_back[:, None]], axis=1)  # slide by one
+        return window, drawn, probabilities
 
-    def _run(self, history, labels, num_samples, temperature, keep_probabilities, bar):
+    def _run(self, history, labels, num_samples, temperature, guidance, keep_probabilities, bar):
         window, classes, probabilities = history, [], []
         for position in range(num_samples):  # the clip position of the sample drawn
             window, drawn, distribution = self._step(
-                window, labels, temperature, tf.constant(position)
+                window, labels, temperature, guidance, tf.constant(position)
             )
             classes.append(drawn.numpy()[:, None])
             if keep_probabilities:
@@ -223,6 +266,10 @@ class FastGenerator(_Generator):
     built under ``mixed_float16`` (whose Dense layers still compute in float16): its
     distributions then agree with :class:`NaiveGenerator`'s to float16 rounding only.
 
+    With guidance the buffers hold every clip twice (``2 * num_clips`` rows): they are
+    made for ``num_clips`` rows, and remade (with a new compiled loop) only when a call
+    needs the other size.
+
     Args:
         model: a trained :class:`WaveNet`.
         num_clips: the batch size it generates (fixed: the buffers have this size).
@@ -239,16 +286,24 @@ class FastGenerator(_Generator):
         self.num_clips = num_clips
         self.steps_per_call = steps_per_call
         self._convolutions = [model.input_conv, *(block.dilated_conv for block in model.blocks)]
+        self._buffers, self._loop = [], None
+        self._make_buffers(num_clips)
+        self._position = tf.Variable(0, dtype=tf.int32, trainable=False, name="position")
+
+    def _make_buffers(self, rows: int) -> None:
+        """The queues ``[slots, rows, channels]`` and their compiled loop, for ``rows``."""
+        if self._buffers and self._buffers[0].shape[1] == rows:
+            return
+        model = self.model
         channels = [model.quantization_channels] + [model.residual_channels] * len(model.blocks)
         self._buffers = [
             tf.Variable(
-                tf.zeros((conv.left_padding, num_clips, width)),
+                tf.zeros((conv.left_padding, rows, width)),
                 trainable=False,
                 name=f"queue_{index}",
             )
             for index, (conv, width) in enumerate(zip(self._convolutions, channels, strict=True))
         ]
-        self._position = tf.Variable(0, dtype=tf.int32, trainable=False, name="position")
         self._loop = tf.function(self._generate_steps)
 
     def generate(self, num_samples: int, num_clips: int | None = None, **options) -> Generation:
@@ -268,11 +323,12 @@ class FastGenerator(_Generator):
         the layers run once and their inputs are copied to every clip.
         """
         past = np.asarray(history)[:, :-1]
+        self._make_buffers(past.shape[0])
         label_values = None if labels is None else np.asarray(labels)
         shared = bool((past == past[:1]).all()) and (
             label_values is None or bool((label_values == label_values[0]).all())
         )
-        rows = 1 if shared else self.num_clips
+        rows = 1 if shared else past.shape[0]
         inputs = past[:rows] if label_values is None else (past[:rows], label_values[:rows])
         if self.model.label_frames:  # the history ends just before clip position 0
             inputs = (*inputs, np.full(rows, -past.shape[1], np.int32))
@@ -321,7 +377,7 @@ class FastGenerator(_Generator):
         return projection.kernel.value, projection.bias.value if self.model.use_bias else 0.0
 
     def _generate_steps(
-        self, classes, num_steps, condition_biases, temperature, keep_probabilities
+        self, classes, num_steps, condition_biases, temperature, guidance, keep_probabilities
     ):
         drawn = tf.TensorArray(tf.int32, size=num_steps)
         distributions = tf.TensorArray(tf.float32, size=num_steps if keep_probabilities else 0)
@@ -329,14 +385,14 @@ class FastGenerator(_Generator):
         skip_kernel, skip_bias = self._skip_weights()
         for step in tf.range(num_steps):
             logits = self._step(classes, start + step, condition_biases, skip_kernel, skip_bias)
-            classes, probabilities = sample_next(logits, temperature, self._seed_generator)
-            drawn = drawn.write(step, classes)
+            classes, new, probabilities = self._draw(logits, temperature, guidance)
+            drawn = drawn.write(step, new)
             if keep_probabilities:
                 distributions = distributions.write(step, probabilities)
         self._position.assign_add(num_steps)
         return classes, drawn.stack(), distributions.stack() if keep_probabilities else None
 
-    def _run(self, history, labels, num_samples, temperature, keep_probabilities, bar):
+    def _run(self, history, labels, num_samples, temperature, guidance, keep_probabilities, bar):
         self.prime(history, labels)
         condition_biases = None
         if labels is not None:
@@ -349,7 +405,12 @@ class FastGenerator(_Generator):
         while done < num_samples:
             count = min(self.steps_per_call, num_samples - done)
             current, drawn, distributions = self._loop(
-                current, tf.constant(count), condition_biases, temperature, keep_probabilities
+                current,
+                tf.constant(count),
+                condition_biases,
+                temperature,
+                guidance,
+                keep_probabilities,
             )
             classes.append(np.transpose(drawn.numpy()))  # [n, b] -> [b, n]
             if keep_probabilities:
@@ -374,7 +435,7 @@ def generate(
         method: ``"fast"`` (cached, Paine et al. 2016) or ``"naive"``.
         num_clips: clips generated together in one batch.
         **options: ``labels``, ``seed_audio``, ``temperature``, ``seed``, ``progress``,
-            ``keep_probabilities``.
+            ``keep_probabilities``, ``guidance``.
     """
     if method == "fast":
         return FastGenerator(model, num_clips).generate(num_samples, **options)

@@ -247,7 +247,8 @@ def _training_data(folder: Path, sample_rate: int | None, config, label_names):
             f"{config.sample_rate} Hz; skipped {len(corpus.skipped)} file(s)"
         )
     if len(found) < 2:
-        found = []  # one label: nothing to condition on
+        found = []  # one label: nothing to condition on, so nothing to guide towards
+        config = config.replace(p_uncond=0.0, guidance=1.0)
     if config.label_frames and (not found or isinstance(source, training_data.AudioCorpus)):
         # The word over time needs words in same-length clips: a converted dataset's.
         config = config.replace(label_frames=0)
@@ -298,6 +299,7 @@ def generate_into_wav(
     temperature: float = 1.0,
     seed: int | None = None,
     method: str = "fast",
+    guidance: float | None = None,
 ) -> str:
     """Generate ``clips`` clips of ``samples`` samples from the WaveNet trained in
     ``logdir`` and write them as WAV files; returns a summary.
@@ -315,6 +317,8 @@ def generate_into_wav(
         temperature: softmax temperature; 0 is greedy.
         seed: sampling seed.
         method: ``"fast"`` (cached) or ``"naive"``.
+        guidance: classifier-free guidance weight (None: the trained settings' own, or 1
+            for a model trained without label dropout).
 
     Raises:
         FileNotFoundError: nothing trained in ``logdir``.
@@ -348,6 +352,8 @@ def generate_into_wav(
     from course_lib.wavenet.generation import generate as run_generation
 
     model = checkpoints.load_checkpoint(logdir, compile=False)
+    if guidance is None:  # the trained settings' w; 1 for a model without a "no word" label
+        guidance = config.guidance if model.no_label is not None else 1.0
     started = time.perf_counter()
     result = run_generation(
         model,
@@ -359,6 +365,7 @@ def generate_into_wav(
         temperature=temperature,
         seed=seed,
         progress=True,
+        guidance=guidance,
     )
     seconds = time.perf_counter() - started
     paths = (

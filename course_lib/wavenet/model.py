@@ -49,6 +49,9 @@ class WaveNet(keras.Model):
         use_bias: biases in the convolutions.
         label_frames: F > 0 for word-over-time conditioning (below); 0 for global.
         clip_samples: N, the clip length the F frames share (word over time only).
+        p_uncond: probability of replacing a training crop's label by "no word"
+            (classifier-free guidance, below); 0 trains a conditional model only.
+        seed: seed of those label draws.
 
     Word over time (``label_frames = F``): eq. 3's local form, h = y(t), with y a
     learned sequence per word rather than features of another signal: each label's
@@ -57,6 +60,16 @@ class WaveNet(keras.Model):
     the word* it is, which a receptive field of milliseconds cannot tell it. Its inputs
     are ``(classes, labels, starts [batch])``, ``starts`` being the clip position of the
     sample predicted at the first input step (negative inside the silence before a clip).
+
+    Classifier-free guidance (Ho & Salimans 2022), for an autoregressive model as in
+    Kreuk et al. 2023 (AudioGen): with ``p_uncond > 0`` the embedding has one more row,
+    label ``no_label = num_classes``, and training replaces a crop's label by it with
+    probability ``p_uncond``. One network then learns both p(x_t | x_<t, c) and
+    p(x_t | x_<t). Generation (``generation``) can sample from the guided logits
+
+        l_w = l(x_<t) + w * (l(x_<t, c) - l(x_<t)),
+
+    w = 1 being the plain conditional model and w > 1 a distribution more typical of c.
 
     Mixed precision: built under the ``mixed_float16`` dtype policy
     (``course_lib.accelerator``), the blocks and the first head layer compute in
@@ -78,9 +91,18 @@ class WaveNet(keras.Model):
         use_bias: bool = True,
         label_frames: int = 0,
         clip_samples: int = 0,
+        p_uncond: float = 0.0,
+        seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not 0 <= p_uncond < 1:
+            raise ValueError(f"p_uncond must be in [0, 1), got {p_uncond}.")
+        if p_uncond and num_classes < 1:
+            raise ValueError(
+                f"p_uncond={p_uncond} drops labels, but this WaveNet is unconditional "
+                "(num_classes=0): set p_uncond=0."
+            )
         if label_frames < 0 or (label_frames and (num_classes < 1 or clip_samples < 1)):
             raise ValueError(
                 "word-over-time conditioning (label_frames > 0) needs num_classes >= 1 and "
@@ -102,6 +124,11 @@ class WaveNet(keras.Model):
         self.use_bias = use_bias
         self.label_frames = label_frames
         self.clip_samples = clip_samples
+        self.p_uncond = float(p_uncond)
+        self.seed = seed
+        self.label_draws = (
+            keras.random.SeedGenerator(seed, name="label_draws") if self.p_uncond else None
+        )
         self.receptive_field = receptive_field(self.dilations, kernel_size)
 
         # Sublayers follow this model's (saved) dtype policy, but for the float32 logits.
@@ -111,7 +138,7 @@ class WaveNet(keras.Model):
         )
         self.label_embedding = (
             keras.layers.Embedding(
-                num_classes,
+                num_classes + (1 if self.p_uncond else 0),  # + "no word" for guidance
                 label_channels * max(label_frames, 1),
                 name="label_embedding",
                 dtype=policy,
@@ -160,6 +187,20 @@ class WaveNet(keras.Model):
     @property
     def conditioned(self) -> bool:
         return self.num_classes > 0
+
+    @property
+    def no_label(self) -> int | None:
+        """The label index that means "no word" (classifier-free guidance), or None when
+        the model was built without label dropout (``p_uncond = 0``)."""
+        return self.num_classes if self.p_uncond else None
+
+    def drop_labels(self, labels):
+        """Labels ``[b]`` with each replaced by :attr:`no_label` with probability
+        ``p_uncond`` (training only)."""
+        if labels is None or not self.p_uncond:
+            return labels
+        dropped = keras.random.uniform(ops.shape(labels), seed=self.label_draws) < self.p_uncond
+        return ops.where(dropped, self.no_label, labels)
 
     def build(self, input_shape=None):
         if self.built:
@@ -271,9 +312,12 @@ class WaveNet(keras.Model):
             seen.append(hidden)
         return seen
 
-    def call(self, inputs):
-        """Logits of the next sample: ``[batch, time] -> [batch, time, classes]``."""
+    def call(self, inputs, training=False):
+        """Logits of the next sample: ``[batch, time] -> [batch, time, classes]``; in
+        training, labels are dropped with probability ``p_uncond``."""
         classes, labels, starts = self.split_inputs(inputs)
+        if training:
+            labels = self.drop_labels(labels)
         one_hot = ops.one_hot(classes, self.quantization_channels)  # [b, t] -> [b, t, q]
         condition = self.condition(labels, starts, ops.shape(classes)[1])  # [b, (t,) e]
         biases = self.condition_biases(condition)  # L x [b, (t,) 2d]
@@ -317,6 +361,8 @@ class WaveNet(keras.Model):
             "use_bias": self.use_bias,
             "label_frames": self.label_frames,
             "clip_samples": self.clip_samples,
+            "p_uncond": self.p_uncond,
+            "seed": self.seed,
         }
 
 
@@ -349,6 +395,7 @@ def build_wavenet(
         use_bias=config.use_bias,
         label_frames=config.label_frames,
         clip_samples=clip_samples,
+        p_uncond=config.p_uncond if num_classes else 0.0,
         name="wavenet",
     )
     training.compile_model(

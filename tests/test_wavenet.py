@@ -22,6 +22,7 @@ from course_lib.wavenet import (
     guided_logits,
     load_audio_folder,
     receptive_field,
+    start_history,
     trim_silence,
 )
 
@@ -253,6 +254,21 @@ def test_keras_file_reload_reproduces_outputs(tmp_path):
 # ----------------------------------------------------------------------------- generation
 
 
+def _softmax(logits):
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def _reference_logits(model, generated, labels=None, seed_audio=None):
+    """One forward pass over history + ``generated`` classes ``[b, n]``: the logits
+    ``[b, n, q]`` that predicted each generated sample."""
+    history = np.asarray(start_history(model, len(generated), seed_audio))
+    sequence = np.concatenate([history, generated[:, :-1]], axis=1)
+    # The history's last input predicts clip position 0: its first input predicts 1 - len.
+    first = 1 - history.shape[1]
+    return np.asarray(model(_inputs(model, sequence, labels, first)))[:, history.shape[1] - 1 :]
+
+
 def _generate_both(model, **options):
     fast = FastGenerator(model, options.pop("num_clips"), steps_per_call=7).generate(
         keep_probabilities=True, progress=False, **options
@@ -286,17 +302,9 @@ def test_fast_and_naive_generation_give_the_same_probabilities(
     np.testing.assert_allclose(fast.audio, audio.mu_law_decode(fast.classes, 256), atol=1e-7)
 
     # A third reference: one forward pass over history + generated samples.
-    from course_lib.wavenet import start_history
-
-    history = np.asarray(start_history(model, 2, options.get("seed_audio")))
-    sequence = np.concatenate([history, fast.classes[:, :-1]], axis=1)
     labels = np.array(options["labels"]) if num_classes else None
-    # The history's last input predicts clip position 0: its first input predicts 1 - len.
-    first = 1 - history.shape[1]
-    logits = np.asarray(model(_inputs(model, sequence, labels, first)))[:, history.shape[1] - 1 :]
-    scaled = logits / (temperature or 1.0)
-    expected = np.exp(scaled - scaled.max(-1, keepdims=True))
-    expected /= expected.sum(-1, keepdims=True)
+    logits = _reference_logits(model, fast.classes, labels, options.get("seed_audio"))
+    expected = _softmax(logits / (temperature or 1.0))
     np.testing.assert_allclose(fast.probabilities, expected, atol=1e-5)
     if temperature == 0:
         np.testing.assert_array_equal(fast.classes, logits.argmax(-1))
@@ -349,11 +357,6 @@ def test_generation_is_reproducible_with_a_seed_and_checks_its_arguments():
 # ----------------------------------------------------------------------------- guidance
 
 
-def _softmax(logits):
-    exp = np.exp(logits - logits.max(-1, keepdims=True))
-    return exp / exp.sum(-1, keepdims=True)
-
-
 def test_guided_logits_match_the_numpy_formula():
     rng = np.random.default_rng(8)
     conditional, unconditional = rng.standard_normal((2, 3, 5)).astype(np.float32)
@@ -397,14 +400,8 @@ def test_guided_generation_draws_from_the_guided_distribution(label_frames):
     np.testing.assert_allclose(fast.probabilities, naive.probabilities, atol=1e-5)
 
     # The reference: the model over history + drawn samples, with and without the word.
-    from course_lib.wavenet import start_history
-
-    history = np.asarray(start_history(model, 2))
-    sequence = np.concatenate([history, fast.classes[:, :-1]], axis=1)
-    first, kept = 1 - history.shape[1], history.shape[1] - 1
-    conditional = np.asarray(model(_inputs(model, sequence, labels, first)))[:, kept:]
-    no_word = np.full(2, model.no_label)
-    unconditional = np.asarray(model(_inputs(model, sequence, no_word, first)))[:, kept:]
+    conditional = _reference_logits(model, fast.classes, labels)
+    unconditional = _reference_logits(model, fast.classes, np.full(2, model.no_label))
     expected = _softmax(unconditional + 3.0 * (conditional - unconditional))
     np.testing.assert_allclose(fast.probabilities, expected, atol=1e-5)
     assert np.abs(np.log(_softmax(conditional) / expected)).max() > 0.1  # guidance mattered
